@@ -1,0 +1,199 @@
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CommandType is the first byte of an encoded command. The numbers are part
+// of the raft log format: never reuse or renumber one, only append.
+type CommandType byte
+
+// Command types. Zero is deliberately unused so that a zeroed buffer is rejected.
+const (
+	TypeCreateTenant CommandType = iota + 1
+	TypeUpdateTenant
+	TypeCreateGroup
+	TypeUpdateGroup
+	TypeCreateUser
+	TypeUpdateUser
+	TypeSetPassword
+	TypeCreateToken
+	TypeRevokeToken
+	TypePutSetting
+	TypeCreateRecording
+	TypeUpdateRecording
+	TypeSetLocation
+	TypeAddNote
+	TypeSetRating
+	TypeSetCategory
+	TypeSetCustomField
+	TypeSetComplete
+	TypeSetReviewMinutes
+	TypeSetTranscript
+	TypeAddBookmark
+	TypeLinkRelated
+	TypePreserve
+	TypeRelease
+	TypeSetDeleteAfter
+	TypeRewrapDEKs
+	TypeDeleteRecording
+)
+
+// Command is a metadata change. Only the types in this package implement it;
+// build one, Encode it, and hand the bytes to Apply (single node) or to the
+// raft log (cluster).
+type Command interface {
+	commandType() CommandType
+}
+
+// applier is implemented by every *Command; apply validates everything
+// before its first write, so a failed command leaves no trace even inside
+// an ApplyBatch transaction.
+type applier interface {
+	apply(t *txn) (Result, error)
+}
+
+// Result is what a successfully applied command reports back.
+type Result struct {
+	// ID of the object the command created or changed.
+	ID string
+	// Reference is set by CreateRecording: the number assigned inside Apply.
+	Reference string
+	// Err is the command's own error in ApplyBatch (nil on success).
+	Err error
+}
+
+// Encode returns the wire form of cmd: [type byte][JSON payload].
+// encoding/json writes struct fields in declaration order and map keys
+// sorted, so the same command always encodes to the same bytes.
+func Encode(cmd Command) ([]byte, error) {
+	if cmd == nil {
+		return nil, fmt.Errorf("%w: nil command", ErrInvalid)
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("meta: encode %T: %w", cmd, err)
+	}
+	return append([]byte{byte(cmd.commandType())}, payload...), nil
+}
+
+// handler decodes one payload and applies it.
+type handler func(t *txn, payload []byte) (Result, error)
+
+// handle builds the handler for command type C: decode into a fresh C, apply.
+func handle[C any, P interface {
+	*C
+	applier
+}]() handler {
+	return func(t *txn, payload []byte) (Result, error) {
+		var c C
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return Result{}, fmt.Errorf("%w: %T: %w", ErrMalformed, c, err)
+		}
+		return P(&c).apply(t)
+	}
+}
+
+// newHandlerTable is the dispatch table, indexed by type byte (consul's fsm
+// does the same with a map; an array needs no hashing and no lock).
+func newHandlerTable() [256]handler {
+	var h [256]handler
+	h[TypeCreateTenant] = handle[CreateTenant]()
+	h[TypeUpdateTenant] = handle[UpdateTenant]()
+	h[TypeCreateGroup] = handle[CreateGroup]()
+	h[TypeUpdateGroup] = handle[UpdateGroup]()
+	h[TypeCreateUser] = handle[CreateUser]()
+	h[TypeUpdateUser] = handle[UpdateUser]()
+	h[TypeSetPassword] = handle[SetPassword]()
+	h[TypeCreateToken] = handle[CreateToken]()
+	h[TypeRevokeToken] = handle[RevokeToken]()
+	h[TypePutSetting] = handle[PutSetting]()
+	registerRecordingHandlers(&h)
+	return h
+}
+
+// storageError marks a failure of bbolt itself (as opposed to a rejected
+// command). ApplyBatch aborts the whole transaction on one, because the
+// command may have been half written.
+type storageError struct{ err error }
+
+func (e storageError) Error() string { return "meta: storage: " + e.err.Error() }
+func (e storageError) Unwrap() error { return e.err }
+
+// txn is the write context handed to commands.
+type txn struct {
+	tx *bolt.Tx
+}
+
+func (t *txn) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+// put and del wrap bbolt errors as storageError.
+func (t *txn) put(bucket, k, v []byte) error {
+	if err := t.tx.Bucket(bucket).Put(k, v); err != nil {
+		return storageError{fmt.Errorf("put %s: %w", bucket, err)}
+	}
+	return nil
+}
+
+func (t *txn) del(bucket, k []byte) error {
+	if err := t.tx.Bucket(bucket).Delete(k); err != nil {
+		return storageError{fmt.Errorf("delete %s: %w", bucket, err)}
+	}
+	return nil
+}
+
+func (db *DB) applyOne(t *txn, b []byte) (Result, error) {
+	if len(b) == 0 {
+		return Result{}, fmt.Errorf("%w: empty command", ErrMalformed)
+	}
+	h := db.handlers[b[0]]
+	if h == nil {
+		return Result{}, fmt.Errorf("%w: %d", ErrUnknownCommand, b[0])
+	}
+	return h(t, b[1:])
+}
+
+// Apply applies one encoded command in its own transaction. A rejected
+// command (ErrInvalid, ErrNotFound, ...) changes nothing. Apply is a pure
+// function of the database state and b: every replica that applies the same
+// log reaches the same state.
+func (db *DB) Apply(b []byte) (Result, error) {
+	var res Result
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var err error
+		res, err = db.applyOne(&txn{tx: tx}, b)
+		return err
+	})
+	if err != nil {
+		return Result{Err: err}, err
+	}
+	return res, nil
+}
+
+// ApplyBatch applies many commands in one transaction (one fsync): bulk
+// imports and raft batches. Each command's outcome is in its Result.Err; a
+// rejected command does not stop the others. The returned error is non-nil
+// only when the transaction itself failed, in which case nothing was applied.
+func (db *DB) ApplyBatch(cmds [][]byte) ([]Result, error) {
+	results := make([]Result, len(cmds))
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		t := &txn{tx: tx}
+		for i, b := range cmds {
+			res, err := db.applyOne(t, b)
+			if se := (storageError{}); errors.As(err, &se) {
+				return fmt.Errorf("command %d: %w", i, err)
+			}
+			res.Err = err
+			results[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
