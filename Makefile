@@ -1,0 +1,44 @@
+# Callvault. `make run` serves on the built-in default; `make test` runs every test.
+GO        ?= go
+BIN       ?= bin/callvault
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.buildDate=$(DATE)
+# -buildvcs=true puts the commit into the binary's build info even where
+# GOFLAGS turns it off; without a .git directory Go cannot, so fall back.
+BUILDVCS  := $(shell git rev-parse --git-dir >/dev/null 2>&1 && echo -buildvcs=true || echo -buildvcs=false)
+TESTFLAGS ?= -race -timeout 15m
+BENCH     ?= .
+BENCHCOUNT ?= 5
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
+
+.PHONY: all build run test bench lint package clean
+
+all: build
+
+build:
+	$(GO) build $(BUILDVCS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/callvault
+
+run: build
+	$(BIN) serve
+
+test: lint build
+	CALLVAULT_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if [ -x "$(STATICCHECK)" ]; then $(STATICCHECK) ./...; \
+	  else echo "staticcheck not installed: run 'go install honnef.co/go/tools/cmd/staticcheck@latest'"; exit 1; fi
+
+package: build
+	mkdir -p dist
+	VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
+	VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager rpm --target dist/
+
+clean:
+	rm -rf bin dist

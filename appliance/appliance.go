@@ -1,0 +1,120 @@
+// Package appliance is Callvault's composition root: it turns the
+// configuration into each subsystem's own Config, builds the store, the
+// web UI and (later) capture and cluster, starts them in order and stops
+// them in reverse. Only cmd imports it.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/webui"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are what cmd hands to Serve.
+type Options struct {
+	Config     Config
+	ConfigFile string
+	Build      Build
+	// Stderr receives the log and the one-time admin password.
+	Stderr io.Writer
+	// Environ is the process environment (os.Environ()), read here and
+	// nowhere else, for CALLVAULT_ADMIN_PASSWORD and the master key.
+	Environ []string
+	// Ready, if set, receives the HTTP address once the appliance serves
+	// (tests use it instead of parsing logs).
+	Ready chan<- string
+}
+
+// Appliance holds the running subsystems.
+type Appliance struct {
+	cfg   Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	store *store.Store
+	web   *webui.Server
+	ln    net.Listener
+}
+
+// Serve runs the appliance until ctx is cancelled, then shuts down in
+// order within the configured shutdown timeout.
+func Serve(ctx context.Context, o Options) error {
+	log := NewLogger(o.Config.Log, o.Stderr)
+	a, err := open(o, log)
+	if err != nil {
+		return err
+	}
+	if o.ConfigFile != "" {
+		log.Info("configuration loaded", "file", o.ConfigFile)
+	}
+	log.Info("callvault serving", "version", o.Build.Version, "commit", o.Build.Commit,
+		"data_dir", o.Config.DataDir, "url", "http://"+a.ln.Addr().String())
+	if o.Ready != nil {
+		o.Ready <- a.ln.Addr().String()
+	}
+	<-ctx.Done()
+	return a.shutdown(log)
+}
+
+func open(o Options, log *slog.Logger) (*Appliance, error) {
+	cfg := o.Config
+	a := &Appliance{cfg: cfg, log: log, reg: newRegistry(o.Build)}
+
+	// Storage first: nothing may accept traffic before recordings have a
+	// place to go.
+	st, err := store.Open(store.Config{DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	if err := ensureAdmin(st, o.Environ, o.Stderr, log); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+
+	web, err := webui.New(webui.Config{
+		SecureCookies: cfg.HTTP.TLS,
+		Version:       o.Build.Version,
+	}, log, a.reg, a.reg, accounts{st}, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	a.web = web
+
+	// Listen last, so a port that is taken fails start-up before anything
+	// else runs, and a listening port means the appliance is whole.
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	a.ln = ln
+	web.Serve(ln)
+	return a, nil
+}
+
+// shutdown stops intake first (HTTP), then the producers of recordings,
+// then closes storage, so every recording in flight is sealed before the
+// metadata database closes.
+func (a *Appliance) shutdown(log *slog.Logger) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := a.web.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("stop http: %w", err))
+	}
+	if err := a.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	log.Info("callvault stopped", "took", time.Since(start).Round(time.Millisecond).String())
+	return errors.Join(errs...)
+}

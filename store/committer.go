@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/callvault/callvault/store/meta"
+)
+
+// Committer puts an encoded metadata Command into effect. On one node it
+// is LocalCommitter; in a cluster the raft node replicates the bytes and
+// its FSM calls the same meta.DB.Apply on every member (ARCHITECTURE rule 1).
+type Committer interface {
+	Commit(ctx context.Context, cmd []byte) (meta.Result, error)
+}
+
+// LocalCommitter applies Commands to the local metadata database.
+type LocalCommitter struct{ DB *meta.DB }
+
+var _ Committer = LocalCommitter{}
+
+// Commit applies cmd locally.
+func (c LocalCommitter) Commit(_ context.Context, cmd []byte) (meta.Result, error) {
+	return c.DB.Apply(cmd)
+}
+
+// Apply encodes cmd and hands it to the store's Committer.
+func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error) {
+	b, err := meta.Encode(cmd)
+	if err != nil {
+		return meta.Result{}, fmt.Errorf("encode command: %w", err)
+	}
+	return s.committer.Commit(ctx, b)
+}
+
+// SetCommitter replaces the Committer (the cluster does this before serving).
+func (s *Store) SetCommitter(c Committer) { s.committer = c }

@@ -1,0 +1,128 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+const sessionCookie = "callvault_session"
+
+type ctxKey int
+
+const sessionKey ctxKey = 0
+
+func (s *Server) currentSession(r *http.Request) (session, string, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, "", false
+	}
+	sess, ok := s.sess.get(c.Value)
+	return sess, c.Value, ok
+}
+
+// requireSession sends anonymous browsers to the sign-in page and checks
+// the CSRF token on every state-changing request.
+func (s *Server) requireSession(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess, _, ok := s.currentSession(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "not signed in", http.StatusUnauthorized)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			token := r.Header.Get("X-CSRF-Token")
+			if token == "" {
+				token = r.PostFormValue("csrf")
+			}
+			if !validCSRF(sess, token) {
+				http.Error(w, "missing or wrong CSRF token", http.StatusForbidden)
+				return
+			}
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey, sess)))
+	}
+}
+
+type pageData struct {
+	Title    string
+	Error    string
+	User     string
+	Role     string
+	CSRF     string
+	Version  string
+	Username string
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, code int, d pageData) {
+	d.Version = s.cfg.Version
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if err := s.pages.ExecuteTemplate(w, name, d); err != nil {
+		s.log.Error("render page", "page", name, "err", err)
+	}
+}
+
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := s.currentSession(r); ok {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	s.render(w, "login.html", http.StatusOK, pageData{Title: "Sign in"})
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	username := r.PostFormValue("username")
+	password := r.PostFormValue("password")
+	acct, err := s.accounts.AccountByName(username)
+	switch {
+	case err == nil && !acct.Disabled && VerifyPassword(acct.PasswordHash, password) == nil:
+	case err != nil && !errors.Is(err, ErrNoAccount):
+		s.log.Error("sign-in lookup failed", "err", err)
+		s.metrics.logins.WithLabelValues("error").Inc()
+		s.render(w, "login.html", http.StatusInternalServerError, pageData{Title: "Sign in", Error: "Sign-in is unavailable; see the server log.", Username: username})
+		return
+	default:
+		if err != nil {
+			// Spend the same time as a real check so response timing does not
+			// tell which user names exist.
+			_ = VerifyPassword(dummyHash, password)
+		}
+		s.log.Warn("sign-in failed", "user", username, "remote", r.RemoteAddr)
+		s.metrics.logins.WithLabelValues("failure").Inc()
+		s.render(w, "login.html", http.StatusUnauthorized, pageData{Title: "Sign in", Error: "Wrong user name or password.", Username: username})
+		return
+	}
+	id, _ := s.sess.create(acct.ID, acct.Username, acct.Role)
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.SessionAbsolute / time.Second),
+	})
+	s.log.Info("signed in", "user", acct.Username, "remote", r.RemoteAddr)
+	s.metrics.logins.WithLabelValues("success").Inc()
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// dummyHash is a valid argon2id hash of a random password, checked against
+// when the user name is unknown.
+const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$X2K0vsbq0Z3YoVH6UZkC0pE9kCfNQ0n+9bqZq2Ew6zI"
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if _, id, ok := s.currentSession(r); ok {
+		s.sess.delete(id)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	sess := r.Context().Value(sessionKey).(session)
+	s.render(w, "home.html", http.StatusOK, pageData{Title: "Callvault", User: sess.username, Role: sess.role, CSRF: sess.csrf})
+}

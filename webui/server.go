@@ -1,0 +1,256 @@
+// Package webui is Callvault's HTTP side: the pages, /api/v1, the upload
+// API, sessions and roles, health and metrics endpoints, and the embedded
+// static assets. It reads and writes recordings only through interfaces
+// the appliance wires to the store; it never opens bbolt itself.
+package webui
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Config is the HTTP server's own configuration, built by the appliance.
+type Config struct {
+	// SessionIdle ends a browser session after this long without a request.
+	SessionIdle time.Duration
+	// SessionAbsolute ends a browser session this long after sign-in.
+	SessionAbsolute time.Duration
+	// SecureCookies marks cookies Secure (when served over TLS).
+	SecureCookies bool
+	// Version is shown in the page footer.
+	Version string
+}
+
+// Account is what the web UI needs to know of a user to sign them in.
+type Account struct {
+	ID           string
+	Username     string
+	Role         string
+	PasswordHash string
+	Disabled     bool
+}
+
+// Accounts finds users for sign-in.
+type Accounts interface {
+	AccountByName(username string) (Account, error)
+}
+
+// ErrNoAccount is what Accounts returns for an unknown user name.
+var ErrNoAccount = errors.New("no such account")
+
+// Readiness reports whether the appliance can serve (storage open, and in
+// a cluster, joined). A nil error means ready.
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
+// Server is the HTTP server. Create it with New, then Serve on a listener.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	accounts Accounts
+	ready    Readiness
+	pages    *template.Template
+	sess     *sessions
+	mux      *http.ServeMux
+	handler  http.Handler
+	metrics  *httpMetrics
+
+	srv      *http.Server
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+}
+
+// New builds the server and registers its metrics on reg.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, accounts Accounts, ready Readiness) (*Server, error) {
+	if cfg.SessionIdle == 0 {
+		cfg.SessionIdle = 30 * time.Minute
+	}
+	if cfg.SessionAbsolute == 0 {
+		cfg.SessionAbsolute = 12 * time.Hour
+	}
+	pages, err := template.New("").ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	f := promauto.With(reg)
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		accounts: accounts,
+		ready:    ready,
+		pages:    pages,
+		sess:     newSessions(cfg.SessionIdle, cfg.SessionAbsolute, time.Now),
+		mux:      http.NewServeMux(),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		metrics: &httpMetrics{
+			requests: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "callvault_http_requests_total",
+				Help: "HTTP requests served, by route pattern and status code.",
+			}, []string{"route", "code"}),
+			duration: f.NewHistogramVec(prometheus.HistogramOpts{
+				Name:    "callvault_http_request_duration_seconds",
+				Help:    "HTTP request latency by route pattern.",
+				Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+			}, []string{"route"}),
+			logins: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "callvault_logins_total",
+				Help: "Sign-in attempts by result.",
+			}, []string{"result"}),
+		},
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
+	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	s.mux.HandleFunc("GET /login", s.handleLoginPage)
+	s.mux.HandleFunc("POST /login", s.handleLogin)
+	s.mux.HandleFunc("POST /logout", s.requireSession(s.handleLogout))
+	s.mux.HandleFunc("GET /{$}", s.requireSession(s.handleHome))
+	s.handler = s.instrument(securityHeaders(s.mux))
+	return s, nil
+}
+
+// Handler returns the whole HTTP handler (for tests and TLS wrapping).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until Shutdown. It returns at once; the server's
+// goroutines are owned by s and stopped by Shutdown.
+func (s *Server) Serve(ln net.Listener) {
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+					s.log.Error("http server stopped", "err", err)
+				}
+				return
+			case err := <-errc:
+				if err != nil && !errors.Is(err, http.ErrServerClosed) {
+					s.log.Error("http server failed", "err", err)
+				}
+				<-s.stop
+				return
+			case <-t.C:
+				s.sess.sweep()
+			}
+		}
+	}()
+}
+
+// Shutdown stops accepting connections, waits for requests in flight up to
+// ctx's deadline, and stops the server's goroutines.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return err
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready.Ready(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// statusRecorder captures the status code for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// instrument counts requests by route pattern, never by raw path, so the
+// label set stays bounded whatever clients send.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "_other"
+		}
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// securityHeaders sets headers every response carries. The CSP allows no
+// inline script and nothing from outside the appliance.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
