@@ -1,0 +1,226 @@
+package recfile
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Writer appends a recording to a new file. It is not safe for concurrent
+// use: the store serialises Write, Flush and Close for one recording.
+//
+// Write buffers plaintext in a preallocated chunk buffer and seals a chunk
+// whenever the buffer is full; the chunk is sealed in place and written with
+// one write call, so Write allocates nothing. Nothing written is durable until
+// Flush or Close fsyncs.
+type Writer struct {
+	f      *os.File
+	path   string
+	header Header
+	cc     *chunkCipher
+	// buf is [length (4)][plaintext (chunkSize)][tag (16)]; the plaintext is
+	// sealed in place and buf[:4+n+16] is written out.
+	buf       []byte
+	chunkSize int
+	n         int    // plaintext bytes in the current chunk
+	index     uint64 // index of the current chunk
+	sealed    int64  // plaintext bytes in chunks already written
+	hash      hash.Hash
+	err       error // sticky: after a failed write the file is unusable
+	done      bool
+}
+
+// Create creates the recording file at path (which must not exist) with
+// mode 0600, writes and fsyncs the header and the directory entry, and
+// returns a Writer for the audio. h supplies RecordingID and ChunkSize; rand
+// supplies the nonce prefix. dek is the recording's data key (KeySize bytes);
+// the Writer keeps only the expanded AES key, not dek itself.
+func Create(path string, h Header, dek []byte, rand io.Reader) (*Writer, error) {
+	if len(dek) != KeySize {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrKeySize, len(dek), KeySize)
+	}
+	if h.ChunkSize == 0 {
+		h.ChunkSize = DefaultChunkSize
+	}
+	if h.ChunkSize < MinChunkSize || h.ChunkSize > DefaultChunkSize {
+		return nil, fmt.Errorf("%w: %d, want %d..%d", ErrChunkSize, h.ChunkSize, MinChunkSize, DefaultChunkSize)
+	}
+	h.Version = Version
+	h.KeyID = KeyID(dek)
+	if _, err := io.ReadFull(rand, h.NoncePrefix[:]); err != nil {
+		return nil, fmt.Errorf("recfile: reading randomness for nonce prefix: %w", err)
+	}
+	hb := h.marshal()
+	cc, err := newChunkCipher(dek, &hb)
+	if err != nil {
+		return nil, err
+	}
+
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("recfile: %w", err)
+	}
+	w := &Writer{
+		f:         f,
+		path:      path,
+		header:    h,
+		cc:        cc,
+		buf:       make([]byte, lenSize+h.ChunkSize+tagSize),
+		chunkSize: h.ChunkSize,
+		hash:      sha256.New(),
+	}
+	// The header and the directory entry are made durable now, so that after
+	// a crash the file exists with a readable header and Recover can act.
+	_, err = f.Write(hb[:])
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("recfile: writing header of %s: %w", path, err)
+	}
+	w.hash.Write(hb[:])
+	return w, nil
+}
+
+// Header returns the header written to the file.
+func (w *Writer) Header() Header { return w.header }
+
+// Available returns how many more plaintext bytes fit into the current chunk
+// before it is sealed and written.
+func (w *Writer) Available() int { return w.chunkSize - w.n }
+
+// Size returns the number of plaintext bytes written so far, buffered or not.
+func (w *Writer) Size() int64 { return w.sealed + int64(w.n) }
+
+// Write buffers p and seals and writes every chunk that fills up. After an
+// error the Writer is unusable and the caller should Abort.
+func (w *Writer) Write(p []byte) (int, error) {
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	written := 0
+	for len(p) > 0 {
+		c := copy(w.buf[lenSize+w.n:lenSize+w.chunkSize], p)
+		w.n += c
+		p = p[c:]
+		if w.n == w.chunkSize {
+			if err := w.sealChunk(0); err != nil {
+				return written, err
+			}
+		}
+		written += c
+	}
+	return written, nil
+}
+
+// Flush seals the current chunk, if it holds any data, as a non-last chunk,
+// and fsyncs the file. After Flush returns, everything written so far
+// survives a crash (Recover makes it readable). The store calls Flush at
+// least once a second during a live call; each call costs a chunk's 20 bytes
+// and an fsync.
+func (w *Writer) Flush() error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if w.n > 0 {
+		if err := w.sealChunk(0); err != nil {
+			return err
+		}
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("recfile: fsync %s: %w", w.path, err)
+		return w.err
+	}
+	return nil
+}
+
+// Close seals the final chunk with the last flag (an empty one if the
+// current chunk is empty), fsyncs and closes the file, and returns the
+// SHA-256 of the whole file: the seal hash the metadata keeps as evidence.
+func (w *Writer) Close() ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if err := w.usable(); err != nil {
+		return sum, err
+	}
+	if err := w.sealChunk(flagLast); err != nil {
+		return sum, err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("recfile: fsync %s: %w", w.path, err)
+		return sum, w.err
+	}
+	w.done = true
+	if err := w.f.Close(); err != nil {
+		return sum, fmt.Errorf("recfile: closing %s: %w", w.path, err)
+	}
+	w.hash.Sum(sum[:0])
+	return sum, nil
+}
+
+// Abort closes and removes the file, for a recording that is abandoned or
+// whose Writer failed. It returns ErrClosed after Close.
+func (w *Writer) Abort() error {
+	if w.done {
+		return ErrClosed
+	}
+	w.done = true
+	w.f.Close()
+	if err := os.Remove(w.path); err != nil {
+		return fmt.Errorf("recfile: removing %s: %w", w.path, err)
+	}
+	return nil
+}
+
+func (w *Writer) usable() error {
+	if w.done {
+		return ErrClosed
+	}
+	return w.err
+}
+
+// sealChunk seals the w.n buffered bytes as chunk w.index and writes it.
+func (w *Writer) sealChunk(flags byte) error {
+	if w.index > maxIndex {
+		w.err = fmt.Errorf("recfile: chunk index %d exceeds the format's limit %d", w.index, uint64(maxIndex))
+		return w.err
+	}
+	binary.BigEndian.PutUint32(w.buf[0:lenSize], uint32(w.n))
+	ct := w.cc.seal(w.buf[lenSize:lenSize+w.n], w.index, flags)
+	out := w.buf[:lenSize+len(ct)]
+	if _, err := w.f.Write(out); err != nil {
+		w.err = fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err)
+		return w.err
+	}
+	w.hash.Write(out)
+	w.sealed += int64(w.n)
+	w.index++
+	w.n = 0
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	// Some filesystems cannot fsync a directory (EINVAL); their entries are
+	// as durable as they will get.
+	if err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
