@@ -183,7 +183,7 @@ func TestFlushAvailableSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(100, 30, HeaderSize+30+Overhead) // partial chunk sealed
-	if err := w.Flush(); err != nil {       // nothing buffered: no empty chunk
+	if err := w.Flush(); err != nil {      // nothing buffered: no empty chunk
 		t.Fatal(err)
 	}
 	check(100, 30, HeaderSize+30+Overhead)
