@@ -1,7 +1,7 @@
 # Callvault. `make run` serves on the built-in default; `make test` runs every test.
 GO        ?= go
 BIN       ?= bin/callvault
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION   ?= 0.1.0~dev.$(shell git rev-parse --short HEAD 2>/dev/null || echo 0)
 DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.buildDate=$(DATE)
 # -buildvcs=true puts the commit into the binary's build info even where
@@ -37,8 +37,8 @@ lint:
 
 package: build
 	mkdir -p dist
-	VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
-	VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager rpm --target dist/
+	CALLVAULT_BIN=$(BIN) VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
+	CALLVAULT_BIN=$(BIN) VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager rpm --target dist/
 
 clean:
 	rm -rf bin dist

@@ -35,7 +35,7 @@ type Config struct {
 
 // Store is an open data directory.
 type Store struct {
-	cfg  Config
+	cfg       Config
 	lock      *dirLock
 	meta      *meta.DB
 	committer Committer
