@@ -90,6 +90,9 @@ type Options struct {
 type DB struct {
 	bolt     *bolt.DB
 	handlers [256]handler
+	// collectLimit bounds prefix-index walks in Search (see collectIter);
+	// a field so that tests can make the fallback happen on small data.
+	collectLimit int
 }
 
 // Open opens or creates the database file at path.
@@ -104,7 +107,7 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, handlers: newHandlerTable()}
+	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit}
 	if err := db.bolt.Update(initBuckets); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("meta: init %s: %w", path, err)

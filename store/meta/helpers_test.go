@@ -4,6 +4,8 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // mustOpen opens a fresh database in a temp dir and, at cleanup, checks
@@ -51,3 +53,5 @@ func wantErr(t testing.TB, db *DB, cmd Command, target error) {
 		t.Fatalf("apply %T: got error %v, want %v", cmd, err, target)
 	}
 }
+
+type boltTx = bolt.Tx
