@@ -22,7 +22,7 @@ func newRec(t testing.TB, start time.Time) Recording {
 		LocalParty:  LocalParty{User: "u1", Number: "+49 30 1234-100", Name: "Alice"},
 		RemoteParty: RemoteParty{Number: "+49 89 555 0100", Name: "Hans Müller"},
 		Group:       "g1", Tenant: "t1",
-		File:        FileInfo{Path: "x/y", Format: FormatGrid, WrappedDEK: []byte("secret-wrapped-key"), KeyTerm: 1},
+		File: FileInfo{Path: "x/y", Format: FormatGrid, WrappedDEK: []byte("secret-wrapped-key"), KeyTerm: 1},
 	}
 }
 
@@ -97,7 +97,7 @@ func TestRecordingCommands(t *testing.T) {
 	d, sz, flagged := int64(90_000), int64(12345), true
 	seal := strings.Repeat("0f", 32)
 	mustApply(t, db, &UpdateRecording{ID: a.ID, Status: StatusComplete, Duration: &d, Size: &sz, Codecs: []string{"PCMA", "G722"},
-		Quality: []ChannelQuality{{Label: "caller", PacketsExpected: 100, PacketsReceived: 98, LossPct: 2, JitterMs: 3.5}},
+		Quality:  []ChannelQuality{{Label: "caller", PacketsExpected: 100, PacketsReceived: 98, LossPct: 2, JitterMs: 3.5}},
 		SealHash: seal, DurationFlagged: &flagged})
 	wantErr(t, db, &UpdateRecording{ID: a.ID, Status: StatusDeleted}, ErrInvalid)
 	wantErr(t, db, &UpdateRecording{ID: uuid.NewString(), Status: StatusComplete}, ErrNotFound)

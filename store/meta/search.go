@@ -79,8 +79,8 @@ const (
 // walk candidate (a sequential cursor step).
 const (
 	defaultCollectLimit = 20_000
-	stepIndex    = 64
-	stepTime     = 512
+	stepIndex           = 64
+	stepTime            = 512
 )
 
 // Recording returns a recording (or its tombstone) by ID.
