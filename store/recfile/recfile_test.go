@@ -49,7 +49,9 @@ type step struct {
 func writeFile(t testing.TB, dir string, chunkSize int, dek, data []byte, steps ...step) (string, [32]byte) {
 	t.Helper()
 	path := filepath.Join(dir, fmt.Sprintf("rec-%d.cvr", rand.Int64()))
-	w, err := Create(path, Header{RecordingID: testID, ChunkSize: chunkSize}, dek, testRand(7))
+	// A fresh nonce prefix per file, as production has: two files written
+	// with the same DEK and data must still differ.
+	w, err := Create(path, Header{RecordingID: testID, ChunkSize: chunkSize}, dek, testRand(rand.Uint64()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,15 @@ func TestFlushAvailableSize(t *testing.T) {
 
 func TestHeaderLayout(t *testing.T) {
 	dek := testDEK(3)
-	path, _ := writeFile(t, t.TempDir(), 0, dek, []byte("x"))
+	path := filepath.Join(t.TempDir(), "r")
+	w, err := Create(path, Header{RecordingID: testID}, dek, testRand(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	raw, _ := os.ReadFile(path)
 	var prefix [4]byte
 	io.ReadFull(testRand(7), prefix[:])
