@@ -344,7 +344,7 @@ func FuzzGrid(f *testing.F) {
 		}
 		_, _ = r.Counts()
 		var out bytes.Buffer
-		if _, err := NewGridWriter(&out, GridConfig{TickMs: h.TickMs, Start: h.Start, Channels: h.Channels}); err != nil {
+		if _, err := NewGridWriter(&out, GridConfig(h)); err != nil {
 			t.Fatalf("a header we accept cannot be written again: %v", err)
 		}
 	})
