@@ -69,11 +69,14 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 
 	// Storage first: nothing may accept traffic before recordings have a
 	// place to go.
-	st, err := store.Open(store.Config{DataDir: cfg.DataDir})
+	st, err := store.Open(storeConfig(cfg, o.Environ, log))
 	if err != nil {
 		return nil, err
 	}
 	a.store = st
+	announceCreated(st, o.Stderr)
+	log.Info("storage open", "data_dir", cfg.DataDir, "master_key", st.KeySource)
+	registerStoreMetrics(a.reg, st)
 	if err := ensureAdmin(st, o.Environ, o.Stderr, log); err != nil {
 		_ = st.Close()
 		return nil, err

@@ -4,18 +4,36 @@
 // (store/audio). Every metadata change is a Command applied through a
 // Committer, so a cluster can replay the same bytes on every node.
 //
+// Layout of a data directory:
+//
+//	<data>/LOCK                  flock + the holder's PID and command line
+//	<data>/meta.db               bbolt: recordings, indexes, users, keyring (sealed)
+//	<data>/recordings/YYYY/MM/DD/<id>.cvr   encrypted recording files (hot tier)
+//	<archive>/recordings/...     the same layout on the archive tier
+//	<archive>/.callvault-archive marker: tells a mounted archive from an empty mount point
+//
+// The master key never lives in the data directory (it comes from a key
+// file beside it, a passphrase, the environment or a systemd credential),
+// so a copy of the data directory alone reveals no audio.
+//
 // The store knows nothing of HTTP, raft or packets: the import-graph test
-// in package test keeps it that way.
+// in package test keeps it that way. For the same reason it does not
+// import Prometheus (which imports net/http): it counts in Stats, and the
+// appliance exports those counters.
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/callvault/callvault/store/keyring"
 	"github.com/callvault/callvault/store/meta"
 )
 
@@ -25,25 +43,85 @@ var (
 	ErrInUse = errors.New("data directory in use")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrNoMasterKey: no master key source was configured.
+	ErrNoMasterKey = errors.New("no master key source configured")
+	// ErrKeyPlacement: the master key file is inside the data directory.
+	ErrKeyPlacement = errors.New("master key must not be stored in the data directory")
+	// ErrDiskFull: the hot tier has less free space than storage.min_free_bytes,
+	// or a write ran out of space.
+	ErrDiskFull = errors.New("hot tier is full")
+	// ErrArchiveUnavailable: the archive tier is not mounted, not writable,
+	// or the file is missing from it.
+	ErrArchiveUnavailable = errors.New("archive tier unavailable")
+	// ErrNoFile: the recording has no readable file (deleted, failed, or
+	// still being written).
+	ErrNoFile = errors.New("recording has no readable file")
 )
 
 // Config is the store's own configuration, built by the appliance.
 type Config struct {
 	// DataDir holds meta.db, the hot tier (recordings/) and the lock.
 	DataDir string
+	// Keys says where the master key comes from.
+	Keys KeySource
+	// FlushInterval is how often open recordings are flushed (≤ 1 s).
+	FlushInterval time.Duration
+	// MinFreeBytes: below this much free space on the hot tier, new
+	// recordings are refused.
+	MinFreeBytes int64
+	// Archive is the archive tier; zero value: none.
+	Archive ArchiveConfig
+	// Node names this appliance in recordings it creates.
+	Node string
+	// Log receives the store's log lines; nil discards them.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
 }
 
 // Store is an open data directory.
 type Store struct {
 	cfg       Config
+	log       *slog.Logger
 	lock      *dirLock
 	meta      *meta.DB
 	committer Committer
+	hotRoot   string
+
+	master    []byte
+	keySource string
+	keys      atomic.Pointer[keyring.Keyring]
+
+	// Created lists files Open created that an operator must know about
+	// (a new master key file): the caller prints them.
+	Created []string
+	// KeySource says where the master key came from.
+	KeySource string
+
+	stats Stats
+
+	mu      sync.Mutex
+	open    map[string]*Recorder
+	closed  bool
+	stop    chan struct{}
+	stopped chan struct{}
+	tier    *tierMover
 }
 
 // Open locks the data directory (failing at once, naming the holder, if
-// another process has it) and opens the metadata database.
-func Open(cfg Config) (*Store, error) {
+// another process has it), opens the metadata, unseals the keyring with
+// the master key, recovers recordings a crash left open, and starts the
+// flusher.
+func Open(cfg Config) (s *Store, err error) {
+	if cfg.FlushInterval <= 0 || cfg.FlushInterval > time.Second {
+		cfg.FlushInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -51,32 +129,126 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s = &Store{
+		cfg: cfg, log: cfg.Log, lock: lock,
+		hotRoot: filepath.Join(cfg.DataDir, "recordings"),
+		open:    make(map[string]*Recorder),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			if s.meta != nil {
+				_ = s.meta.Close()
+			}
+			_ = lock.release()
+		}
+	}()
+	if err := os.MkdirAll(s.hotRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("create hot tier: %w", err)
+	}
 	db, err := meta.Open(filepath.Join(cfg.DataDir, "meta.db"), meta.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		_ = lock.release()
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	return &Store{cfg: cfg, lock: lock, meta: db, committer: LocalCommitter{DB: db}}, nil
+	s.meta = db
+	s.committer = LocalCommitter{DB: db}
+
+	master, source, err := s.masterKey(cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	s.master, s.keySource, s.KeySource = master, source, source
+	if err := s.openKeyring(master); err != nil {
+		return nil, err
+	}
+	if cfg.Archive.Dir != "" {
+		s.tier = newTierMover(s, cfg.Archive)
+	}
+	if err := s.recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("recover recordings left open: %w", err)
+	}
+	go s.flushLoop()
+	return s, nil
 }
 
 // Meta returns the metadata database, for reads. Writes go through Apply.
 func (s *Store) Meta() *meta.DB { return s.meta }
 
+// Stats returns the store's counters (the appliance exports them).
+func (s *Store) Stats() *Stats { return &s.stats }
+
 // Ready reports whether the store can serve.
 func (s *Store) Ready(ctx context.Context) error {
-	if s.meta == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return ErrClosed
 	}
 	return nil
 }
 
-// Close closes the metadata and releases the data directory.
-func (s *Store) Close() error {
-	var errs []error
-	if s.meta != nil {
-		errs = append(errs, s.meta.Close())
-		s.meta = nil
+// flushLoop flushes every open recording each FlushInterval, so a crash
+// loses at most that much audio even of a call nobody writes to right now.
+func (s *Store) flushLoop() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.flushAll()
+		}
 	}
+}
+
+func (s *Store) flushAll() {
+	s.mu.Lock()
+	recs := make([]*Recorder, 0, len(s.open))
+	for _, r := range s.open {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		if err := r.Flush(); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Error("flush recording", "id", r.id, "err", err)
+		}
+	}
+}
+
+// Close seals every recording still open (as complete, with what was
+// written), stops the background work and closes the metadata.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	recs := make([]*Recorder, 0, len(s.open))
+	for _, r := range s.open {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+
+	close(s.stop)
+	<-s.stopped
+	if s.tier != nil {
+		s.tier.Stop()
+	}
+	var errs []error
+	for _, r := range recs {
+		if _, err := r.Close(context.Background(), Final{}); err != nil {
+			errs = append(errs, fmt.Errorf("seal %s: %w", r.id, err))
+		}
+	}
+	errs = append(errs, s.meta.Close())
+	if kr := s.keys.Load(); kr != nil {
+		kr.Zeroize()
+	}
+	keyring.Zero(s.master)
 	errs = append(errs, s.lock.release())
 	return errors.Join(errs...)
 }

@@ -62,8 +62,9 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 
 func newConfigCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Inspect the configuration",
+		Use:     "config",
+		Short:   "Inspect the configuration",
+		Example: "  callvault config print --config /etc/callvault/callvault.yaml",
 	}
 	print := &cobra.Command{
 		Use:   "print",

@@ -1,0 +1,93 @@
+package appliance
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/callvault/callvault/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// storeConfig builds the store's Config from the appliance configuration
+// and the environment (the master key's sources).
+func storeConfig(cfg Config, environ []string, log *slog.Logger) store.Config {
+	env := envMap(environ)
+	host, _ := os.Hostname()
+	sc := store.Config{
+		DataDir: cfg.DataDir,
+		Keys: store.KeySource{
+			Env:            env["CALLVAULT_MASTER_KEY"],
+			CredentialsDir: env["CREDENTIALS_DIRECTORY"],
+			Credential:     cfg.Keys.Credential,
+			Passphrase:     cfg.Keys.Passphrase,
+			KeyFile:        cfg.MasterKeyFile(),
+		},
+		FlushInterval: cfg.Storage.FlushInterval,
+		MinFreeBytes:  cfg.Storage.MinFreeBytes,
+		Node:          host,
+		Log:           log.With("subsystem", "store"),
+	}
+	if cfg.Storage.ArchiveDir != "" {
+		sc.Archive = store.ArchiveConfig{
+			Dir:              cfg.Storage.ArchiveDir,
+			AfterDays:        cfg.Storage.ArchiveAfterDays,
+			HighWatermarkPct: cfg.Storage.HotHighWatermark,
+			Interval:         cfg.Storage.TierInterval,
+		}
+	}
+	return sc
+}
+
+// OpenStore opens the data directory for a CLI command (import, keys,
+// user, ...) the way serve does, printing a newly created master key file.
+func OpenStore(cfg Config, environ []string, stderr io.Writer) (*store.Store, error) {
+	log := NewLogger(cfg.Log, stderr)
+	st, err := store.Open(storeConfig(cfg, environ, log))
+	if err != nil {
+		return nil, err
+	}
+	announceCreated(st, stderr)
+	return st, nil
+}
+
+func announceCreated(st *store.Store, stderr io.Writer) {
+	for _, f := range st.Created {
+		fmt.Fprintf(stderr, "\n  Created the master key file %s.\n  Back it up and keep it apart from the data: without it no recording can be read.\n\n", f)
+	}
+}
+
+// registerStoreMetrics exports the store's counters.
+func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
+	s := st.Stats()
+	counter := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	reg.MustRegister(
+		gauge("callvault_store_recordings_open", "Recordings being written now.", func() float64 { return float64(s.RecordingsOpen.Load()) }),
+		counter("callvault_store_recordings_created_total", "Recordings started.", s.RecordingsCreated.Load),
+		counter("callvault_store_recordings_sealed_total", "Recordings sealed (complete or recovered).", s.RecordingsSealed.Load),
+		counter("callvault_store_recordings_failed_total", "Recordings aborted or unrecoverable.", s.RecordingsFailed.Load),
+		counter("callvault_store_recordings_recovered_total", "Recordings recovered after a crash.", s.Recovered.Load),
+		counter("callvault_store_recordings_deleted_total", "Recordings deleted (crypto-shredded).", s.Deleted.Load),
+		counter("callvault_store_bytes_written_total", "Plaintext audio bytes written to encrypted files.", s.BytesWritten.Load),
+		counter("callvault_store_write_errors_total", "Write, flush and seal errors other than a full disk.", s.WriteErrors.Load),
+		counter("callvault_store_disk_full_errors_total", "Recordings refused or cut short because the hot tier was full.", s.DiskFullErrors.Load),
+		gauge("callvault_store_disk_full", "1 while the hot tier is below storage.min_free_bytes.", func() float64 { return b2f(s.DiskFull.Load()) }),
+		counter("callvault_store_read_errors_total", "Recordings that could not be opened for reading.", s.ReadErrors.Load),
+		counter("callvault_tier_moved_total", "Recordings moved to the archive tier.", s.TierMoved.Load),
+		counter("callvault_tier_moved_bytes_total", "Bytes moved to the archive tier.", s.TierMovedBytes.Load),
+		counter("callvault_tier_errors_total", "Failed moves to the archive tier.", s.TierErrors.Load),
+		gauge("callvault_tier_archive_down", "1 while the archive tier is unmounted or not writable.", func() float64 { return b2f(s.ArchiveDown.Load()) }),
+	)
+}

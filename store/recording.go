@@ -1,0 +1,295 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/callvault/callvault/store/keyring"
+	"github.com/callvault/callvault/store/meta"
+	"github.com/callvault/callvault/store/recfile"
+	"github.com/google/uuid"
+)
+
+// Recorder is one recording being written. Writes are serialised by its
+// own mutex, so the store's flusher can flush it while a producer writes.
+type Recorder struct {
+	s    *Store
+	id   string
+	rel  string
+	path string
+
+	mu     sync.Mutex
+	w      *recfile.Writer
+	dek    []byte
+	err    error // first write error; the recording is then recovered on Close
+	closed bool
+}
+
+// Final is what the producer knows when a recording ends.
+type Final struct {
+	DurationMs      *int64
+	Channels        *int
+	Codecs          []string
+	Quality         []meta.ChannelQuality
+	DurationFlagged *bool
+}
+
+// Create starts a recording: it decides the ID (UUIDv7) if rec has none,
+// makes a fresh data key, wraps it under the active key term, commits the
+// metadata with status "recording", and opens the encrypted file on the
+// hot tier. rec.File.Format must say what will be written (grid, wav, mp3).
+func (s *Store) Create(ctx context.Context, rec meta.Recording) (*Recorder, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if err := s.checkSpace(); err != nil {
+		return nil, err
+	}
+	if rec.ID == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return nil, err
+		}
+		rec.ID = u.String()
+	}
+	id, err := parseID(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Start.IsZero() {
+		rec.Start = s.cfg.Now().UTC()
+	}
+	if rec.Node == "" {
+		rec.Node = s.cfg.Node
+	}
+	kr := s.keys.Load()
+	dek, err := keyring.NewDEK(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := kr.WrapDEK(dek, id[:])
+	if err != nil {
+		keyring.Zero(dek)
+		return nil, err
+	}
+	t := rec.Start.UTC()
+	rel := filepath.Join(fmt.Sprintf("%04d/%02d/%02d", t.Year(), t.Month(), t.Day()), rec.ID+".cvr")
+	path := filepath.Join(s.hotRoot, rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		keyring.Zero(dek)
+		return nil, s.classify(fmt.Errorf("create directory: %w", err))
+	}
+	w, err := recfile.Create(path, recfile.Header{RecordingID: id}, dek, rand.Reader)
+	if err != nil {
+		keyring.Zero(dek)
+		return nil, s.classify(fmt.Errorf("create recording file: %w", err))
+	}
+	rec.Status = meta.StatusRecording
+	rec.Tier = meta.TierHot
+	rec.Reference = ""
+	rec.File.Path = rel
+	rec.File.WrappedDEK = wrapped
+	rec.File.KeyTerm = kr.ActiveTerm()
+	rec.File.SHA256 = ""
+	// The file exists before the metadata, and is removed if the commit
+	// fails: metadata never points at a file that was not created.
+	if _, err := s.Apply(ctx, &meta.CreateRecording{Recording: rec}); err != nil {
+		_ = w.Abort()
+		keyring.Zero(dek)
+		return nil, fmt.Errorf("commit new recording: %w", err)
+	}
+	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek}
+	s.mu.Lock()
+	s.open[rec.ID] = r
+	s.mu.Unlock()
+	s.stats.RecordingsCreated.Add(1)
+	s.stats.RecordingsOpen.Add(1)
+	return r, nil
+}
+
+// ID returns the recording's ID.
+func (r *Recorder) ID() string { return r.id }
+
+// Write appends plaintext (encrypted in chunks on its way to disk).
+func (r *Recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, ErrClosed
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.w.Write(p)
+	r.s.stats.BytesWritten.Add(int64(n))
+	if err != nil {
+		r.err = r.s.classify(fmt.Errorf("write recording %s: %w", r.id, err))
+		return n, r.err
+	}
+	return n, nil
+}
+
+// Available is how many bytes fit in the current chunk before it is
+// sealed, so a framed writer can avoid splitting a frame across chunks.
+func (r *Recorder) Available() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0
+	}
+	return r.w.Available()
+}
+
+// Flush seals what was written so far into a chunk and fsyncs it.
+func (r *Recorder) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.w.Flush(); err != nil {
+		r.err = r.s.classify(fmt.Errorf("flush recording %s: %w", r.id, err))
+		return r.err
+	}
+	return nil
+}
+
+// Close seals the recording: the last chunk is written, the file fsynced,
+// its SHA-256 recorded as the seal hash, and the status set to complete.
+// If a write failed earlier (a full disk), the file is cut back to its
+// last good chunk instead and the recording marked recovered: what was
+// stored is kept, nothing is lost silently.
+func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return meta.Recording{}, ErrClosed
+	}
+	r.closed = true
+	werr := r.err
+	var sum [32]byte
+	var size int64
+	status := meta.StatusComplete
+	if werr == nil {
+		size = r.w.Size()
+		sum, werr = r.w.Close()
+		if werr != nil {
+			werr = r.s.classify(fmt.Errorf("seal recording %s: %w", r.id, werr))
+		}
+	}
+	if werr != nil {
+		// The writer's file handle may hold a torn chunk; Recover works on
+		// the path, cuts it and appends a last chunk.
+		_ = r.w.Abandon()
+		res, err := recfile.Recover(r.path, r.dek)
+		if err != nil {
+			r.mu.Unlock()
+			r.s.forget(r, false)
+			_, _ = r.s.Apply(ctx, &meta.UpdateRecording{ID: r.id, Status: meta.StatusFailed})
+			return meta.Recording{}, errors.Join(werr, fmt.Errorf("recover after failed write: %w", err))
+		}
+		sum, size, status = res.SealHash, res.KeptBytes, meta.StatusRecovered
+	}
+	keyring.Zero(r.dek)
+	r.mu.Unlock()
+
+	upd := &meta.UpdateRecording{
+		ID: r.id, Status: status, Size: &size, SealHash: hex.EncodeToString(sum[:]),
+		Duration: f.DurationMs, Channels: f.Channels, Codecs: f.Codecs, Quality: f.Quality, DurationFlagged: f.DurationFlagged,
+	}
+	_, err := r.s.Apply(ctx, upd)
+	r.s.forget(r, status != meta.StatusFailed)
+	if err != nil {
+		return meta.Recording{}, fmt.Errorf("commit sealed recording %s: %w", r.id, err)
+	}
+	rec, err := r.s.meta.Recording(r.id)
+	if err != nil {
+		return meta.Recording{}, err
+	}
+	if werr != nil {
+		return rec, fmt.Errorf("recording %s kept up to its last good chunk (%d bytes): %w", r.id, size, werr)
+	}
+	return rec, nil
+}
+
+// Abort discards the recording: file removed, metadata deleted. For
+// uploads that fail or are cut off, so they leave nothing behind.
+func (r *Recorder) Abort(ctx context.Context, by string) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.closed = true
+	err := r.w.Abort()
+	keyring.Zero(r.dek)
+	r.mu.Unlock()
+	r.s.forget(r, false)
+	if _, cerr := r.s.Apply(ctx, &meta.DeleteRecording{ID: r.id, By: by, At: r.s.cfg.Now().UTC()}); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
+
+func (s *Store) forget(r *Recorder, sealed bool) {
+	s.mu.Lock()
+	delete(s.open, r.id)
+	s.mu.Unlock()
+	s.stats.RecordingsOpen.Add(-1)
+	if sealed {
+		s.stats.RecordingsSealed.Add(1)
+	} else {
+		s.stats.RecordingsFailed.Add(1)
+	}
+}
+
+// checkSpace refuses new recordings when the hot tier is nearly full, so
+// the space left goes to recordings already running.
+func (s *Store) checkSpace() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.hotRoot, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", s.hotRoot, err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free < s.cfg.MinFreeBytes {
+		s.stats.DiskFull.Store(true)
+		s.stats.DiskFullErrors.Add(1)
+		s.log.Error("hot tier full: refusing new recordings", "free_bytes", free, "min_free_bytes", s.cfg.MinFreeBytes)
+		return fmt.Errorf("%w: %d bytes free in %s, storage.min_free_bytes is %d", ErrDiskFull, free, s.hotRoot, s.cfg.MinFreeBytes)
+	}
+	s.stats.DiskFull.Store(false)
+	return nil
+}
+
+// classify counts an I/O error and marks running out of space as ErrDiskFull.
+func (s *Store) classify(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.stats.DiskFull.Store(true)
+		s.stats.DiskFullErrors.Add(1)
+		s.log.Error("hot tier full", "err", err)
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	s.stats.WriteErrors.Add(1)
+	return err
+}
+
+func parseID(id string) (uuid.UUID, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.UUID{}, fmt.Errorf("%w: recording ID %q: %w", meta.ErrInvalid, id, err)
+	}
+	return u, nil
+}

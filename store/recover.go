@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/callvault/callvault/store/keyring"
+	"github.com/callvault/callvault/store/meta"
+	"github.com/callvault/callvault/store/recfile"
+)
+
+// recover finds recordings a crash left in status "recording" and makes
+// each one whole: the file is cut back to its last complete chunk (at most
+// one flush interval of audio lost), sealed with a last chunk, and marked
+// "recovered" with its new size and seal hash. An upload cut off by the
+// crash is removed instead, since its sender got no 201 and will retry.
+// A file that cannot be recovered is marked failed and said so in the log.
+func (s *Store) recover(ctx context.Context) error {
+	var open []meta.Recording
+	q := meta.Query{Status: meta.StatusRecording, Scope: meta.Scope{All: true}, Limit: 500, Ascending: true}
+	for {
+		page, err := s.meta.Search(q)
+		if err != nil {
+			return err
+		}
+		open = append(open, page.Recordings...)
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	for _, rec := range open {
+		if rec.Source == meta.SourceUpload {
+			if err := s.discardUpload(ctx, rec); err != nil {
+				return err
+			}
+			continue
+		}
+		res, err := s.recoverFile(rec)
+		if err != nil {
+			s.log.Error("recording left open by a crash cannot be recovered", "id", rec.ID, "err", err)
+			s.stats.RecordingsFailed.Add(1)
+			if _, err := s.Apply(ctx, &meta.UpdateRecording{ID: rec.ID, Status: meta.StatusFailed}); err != nil {
+				return err
+			}
+			continue
+		}
+		size := res.KeptBytes
+		upd := &meta.UpdateRecording{ID: rec.ID, Status: meta.StatusRecovered, Size: &size, SealHash: hex.EncodeToString(res.SealHash[:])}
+		if rec.File.Format == meta.FormatGrid {
+			if d, ok := s.gridDuration(ctx, rec.ID); ok {
+				upd.Duration = &d
+			}
+		}
+		if _, err := s.Apply(ctx, upd); err != nil {
+			return err
+		}
+		s.stats.Recovered.Add(1)
+		s.log.Warn("recovered recording left open by a crash", "id", rec.ID, "kept_bytes", res.KeptBytes,
+			"dropped_bytes", res.DroppedBytes, "already_complete", res.AlreadyComplete)
+	}
+	return nil
+}
+
+func (s *Store) recoverFile(rec meta.Recording) (recfile.RecoverResult, error) {
+	uid, err := parseID(rec.ID)
+	if err != nil {
+		return recfile.RecoverResult{}, err
+	}
+	dek, err := s.keys.Load().UnwrapDEK(rec.File.WrappedDEK, uid[:])
+	if err != nil {
+		return recfile.RecoverResult{}, err
+	}
+	defer keyring.Zero(dek)
+	return recfile.Recover(filepath.Join(s.hotRoot, rec.File.Path), dek)
+}
+
+func (s *Store) discardUpload(ctx context.Context, rec meta.Recording) error {
+	s.log.Warn("removing upload cut off by a crash", "id", rec.ID)
+	if _, err := s.Apply(ctx, &meta.DeleteRecording{ID: rec.ID, By: "system:recovery", At: s.cfg.Now().UTC()}); err != nil {
+		return fmt.Errorf("discard cut-off upload %s: %w", rec.ID, err)
+	}
+	if err := os.Remove(filepath.Join(s.hotRoot, rec.File.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("remove cut-off upload file", "id", rec.ID, "err", err)
+	}
+	return nil
+}
