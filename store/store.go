@@ -112,7 +112,7 @@ type Store struct {
 // another process has it), opens the metadata, unseals the keyring with
 // the master key, recovers recordings a crash left open, and starts the
 // flusher.
-func Open(cfg Config) (s *Store, err error) {
+func Open(cfg Config) (_ *Store, err error) {
 	if cfg.FlushInterval <= 0 || cfg.FlushInterval > time.Second {
 		cfg.FlushInterval = time.Second
 	}
@@ -129,7 +129,7 @@ func Open(cfg Config) (s *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Store{
+	s := &Store{
 		cfg: cfg, log: cfg.Log, lock: lock,
 		hotRoot: filepath.Join(cfg.DataDir, "recordings"),
 		open:    make(map[string]*Recorder),
