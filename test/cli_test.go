@@ -2,8 +2,13 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestVersion(t *testing.T) {
@@ -29,7 +34,7 @@ func TestVersion(t *testing.T) {
 // TestHelpHasExamples checks that every command's --help says what it does
 // and shows an example.
 func TestHelpHasExamples(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"version"}, {"config", "print"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"version"}, {"config"}, {"config", "print"}, {"keys"}, {"keys", "rotate"}} {
 		out, _, code := runCLI(t, t.TempDir(), nil, append(cmd, "--help")...)
 		name := strings.Join(append([]string{"callvault"}, cmd...), " ")
 		if code != 0 {
@@ -57,5 +62,41 @@ func TestConfigPrint(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("config print lacks %q:\n%s", w, out)
 		}
+	}
+}
+
+// TestMasterKeyAndRotation: a first start creates the master key file
+// beside the data directory and says so; `keys rotate` refuses a data
+// directory in use, and with the server stopped adds a key term.
+func TestMasterKeyAndRotation(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d")
+	s := startServer(t, dir, []string{"CALLVAULT_ADMIN_PASSWORD=a-long-admin-secret"}, "--data-dir", data)
+	if !strings.Contains(s.stderr.String(), "Created the master key file "+data+".key") {
+		t.Errorf("serve did not announce the new master key file:\n%s", s.stderr)
+	}
+	if fi, err := os.Stat(data + ".key"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file: %v %v", fi, err)
+	}
+	_, stderr, code := runCLI(t, dir, nil, "keys", "rotate", "--data-dir", data)
+	if code == 0 || !strings.Contains(stderr, fmt.Sprintf("process %d (%s serve", s.cmd.Process.Pid, filepath.Base(binary))) {
+		t.Errorf("keys rotate on a data directory in use: exit %d\n%s", code, stderr)
+	}
+	if _, err := s.stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for term := 2; term <= 3; term++ {
+		out, stderr, code := runCLI(t, dir, nil, "keys", "rotate", "--data-dir", data)
+		if code != 0 || !strings.Contains(out, fmt.Sprintf("active key term %d", term)) {
+			t.Fatalf("keys rotate: exit %d\n%s%s", code, out, stderr)
+		}
+	}
+	// Without the key file the data directory does not open.
+	if err := os.Rename(data+".key", filepath.Join(dir, "elsewhere.key")); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runCLI(t, dir, []string{"CALLVAULT_MASTER_KEY=" + strings.Repeat("ab", 32)}, "keys", "rotate", "--data-dir", data)
+	if code == 0 || !strings.Contains(stderr, "master key") {
+		t.Errorf("wrong master key: exit %d\n%s", code, stderr)
 	}
 }

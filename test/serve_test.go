@@ -260,7 +260,7 @@ func TestDataDirInUse(t *testing.T) {
 	if code == 0 {
 		t.Fatal("a second serve opened a data directory in use")
 	}
-	want := fmt.Sprintf("process %d (callvault serve", s.cmd.Process.Pid)
+	want := fmt.Sprintf("process %d (%s serve", s.cmd.Process.Pid, filepath.Base(binary))
 	if !strings.Contains(stderr, want) {
 		t.Errorf("error does not name the holder (%s):\n%s", want, stderr)
 	}
