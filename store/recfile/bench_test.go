@@ -1,0 +1,183 @@
+package recfile
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+const (
+	benchFileSize = 64 << 20
+	benchWrite    = 4096
+)
+
+// BenchmarkWrite64MiB writes 64 MiB in 4 KiB writes to a new file and fsyncs
+// it on close, once through a plain buffered os.File (64 KiB buffer, the
+// same write pattern) and once through the encrypting Writer. The encrypted
+// sub-benchmark reports its throughput as a fraction of the plain one
+// measured just before it in the same run (enc/plain; goal ≥ 0.8).
+func BenchmarkWrite64MiB(b *testing.B) {
+	data := pattern(1, benchFileSize)
+	dek := testDEK(1)
+	var plainNsPerOp float64
+
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(benchFileSize)
+		dir := b.TempDir()
+		for i := 0; b.Loop(); i++ {
+			path := filepath.Join(dir, fmt.Sprint(i))
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bw := bufio.NewWriterSize(f, DefaultChunkSize)
+			for off := 0; off < len(data); off += benchWrite {
+				if _, err := bw.Write(data[off : off+benchWrite]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := bw.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			os.Remove(path) // keep the page cache and the disk from filling up
+			b.StartTimer()
+		}
+		plainNsPerOp = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+
+	b.Run("encrypted", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(benchFileSize)
+		dir := b.TempDir()
+		rng := testRand(2)
+		for i := 0; b.Loop(); i++ {
+			path := filepath.Join(dir, fmt.Sprint(i))
+			w, err := Create(path, Header{RecordingID: testID}, dek, rng)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for off := 0; off < len(data); off += benchWrite {
+				if _, err := w.Write(data[off : off+benchWrite]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			os.Remove(path)
+			b.StartTimer()
+		}
+		if plainNsPerOp > 0 {
+			encNsPerOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(plainNsPerOp/encNsPerOp, "enc/plain")
+		}
+	})
+}
+
+// BenchmarkWriterWrite measures one Write of a 20 ms G.711 frame (160 bytes)
+// into a live recording, chunk sealing included: it must not allocate.
+func BenchmarkWriterWrite(b *testing.B) {
+	frame := pattern(3, 160)
+	dek := testDEK(3)
+	dir := b.TempDir()
+	rng := testRand(3)
+	files := 0
+	newWriter := func() *Writer {
+		files++
+		w, err := Create(filepath.Join(dir, fmt.Sprint(files)), Header{RecordingID: testID}, dek, rng)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return w
+	}
+	w := newWriter()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	written := 0
+	for b.Loop() {
+		if _, err := w.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if written += len(frame); written >= benchFileSize {
+			b.StopTimer()
+			w.Abort()
+			w = newWriter()
+			written = 0
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	w.Abort()
+}
+
+// oneHourFile writes about 60 MiB (one hour of a stereo 16 kB/s call) the way
+// a live call does: a Flush every "second", so 3,600 chunks of 17,476 bytes.
+func oneHourFile(b *testing.B, dek []byte) (path string, size int) {
+	const seconds, perSecond = 3600, 17476
+	path = filepath.Join(b.TempDir(), "hour.cvr")
+	w, err := Create(path, Header{RecordingID: testID}, dek, testRand(4))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sec := pattern(4, perSecond)
+	for range seconds {
+		w.Write(sec)
+		if err := w.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, seconds * perSecond
+}
+
+// BenchmarkReadAtRandom4K reads 4 KiB at random offsets of a one-hour file:
+// the latency of a seek during playback (page cache warm, so this is the
+// decryption and bookkeeping cost, not the disk).
+func BenchmarkReadAtRandom4K(b *testing.B) {
+	dek := testDEK(4)
+	path, size := oneHourFile(b, dek)
+	r, err := Open(path, dek)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		off := rng.Int64N(int64(size - len(buf)))
+		if _, err := r.ReadAt(buf, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenOneHour measures Open on the one-hour file: header, 3,600
+// length-field reads and one decryption of the final chunk.
+func BenchmarkOpenOneHour(b *testing.B) {
+	dek := testDEK(4)
+	path, _ := oneHourFile(b, dek)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := Open(path, dek)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+	}
+}
