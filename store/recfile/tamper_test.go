@@ -389,3 +389,44 @@ func TestCrashKill9(t *testing.T) {
 		t.Fatal("recovered content differs from what was written")
 	}
 }
+
+// TestAbandonThenRecover: after a failed write the store abandons the
+// Writer and recovers the file, keeping every chunk that was written whole.
+func TestAbandonThenRecover(t *testing.T) {
+	dek := testDEK(41)
+	data := pattern(41, 300)
+	path := filepath.Join(t.TempDir(), "r")
+	w, err := Create(path, Header{RecordingID: testID, ChunkSize: MinChunkSize}, dek, testRand(41))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data[:100]) // one chunk written, 36 bytes buffered
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data[100:250]) // two more chunks written, 22 buffered
+	if err := w.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abandon(); err != nil {
+		t.Fatalf("second Abandon: %v", err)
+	}
+	if _, err := w.Write(data); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Abandon: %v", err)
+	}
+	if _, err := Open(path, dek); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("abandoned file: %v", err)
+	}
+	res, err := Recover(path, dek)
+	if err != nil || res.KeptBytes != 228 || res.KeptChunks != 4 || res.DroppedBytes != 0 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	r, err := Open(path, dek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !bytes.Equal(readAll(t, r), data[:228]) || !r.Recovered() {
+		t.Fatal("recovered content differs")
+	}
+}
