@@ -31,7 +31,7 @@ const (
 
 // openStore opens a store in dir with the test master key and checks the
 // metadata's invariants when the test ends.
-func openStore(t *testing.T, dir string, mod ...func(*Config)) *Store {
+func openStore(t testing.TB, dir string, mod ...func(*Config)) *Store {
 	t.Helper()
 	cfg := Config{DataDir: dir, Keys: KeySource{Env: testKey}, FlushInterval: 100 * time.Millisecond}
 	for _, m := range mod {
