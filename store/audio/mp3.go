@@ -177,6 +177,11 @@ func (m *MP3Reader) SeekFrame(frame int64) (err error) {
 	if m.finished {
 		return nil
 	}
+	defer func() {
+		if err != nil {
+			m.finished = true
+		}
+	}()
 	defer recoverMP3(&err, "seek")
 	// go-mp3 primes only one frame before the target, which is not enough:
 	// a Layer III frame may take its main data from up to 511 bytes of
@@ -210,6 +215,13 @@ func (m *MP3Reader) ReadPCM16(dst []int16) (n int, err error) {
 	if m.finished {
 		return 0, io.EOF
 	}
+	// Runs after recoverMP3: once go-mp3 has failed its state is unknown,
+	// so the stream ends here.
+	defer func() {
+		if err != nil {
+			m.finished = true
+		}
+	}()
 	defer recoverMP3(&err, "decode")
 	got, rerr := io.ReadFull(m.dec, m.buf[:frames*4])
 	got /= 4
