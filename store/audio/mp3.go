@@ -178,7 +178,7 @@ func (m *MP3Reader) SeekFrame(frame int64) (err error) {
 		return nil
 	}
 	defer func() {
-		if err != nil {
+		if errors.Is(err, ErrCorrupt) {
 			m.finished = true
 		}
 	}()
@@ -218,7 +218,7 @@ func (m *MP3Reader) ReadPCM16(dst []int16) (n int, err error) {
 	// Runs after recoverMP3: once go-mp3 has failed its state is unknown,
 	// so the stream ends here.
 	defer func() {
-		if err != nil {
+		if errors.Is(err, ErrCorrupt) {
 			m.finished = true
 		}
 	}()
