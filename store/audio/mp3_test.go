@@ -158,7 +158,7 @@ func TestMP3EncodeTone(t *testing.T) {
 		var out bytes.Buffer
 		e, err := NewMP3Encoder(&out, c.rate, c.ch, 0)
 		if errors.Is(err, ErrMP3Unavailable) {
-			t.Skip("built without cgo: no LAME encoder")
+			t.Skip("built without LAME (no cgo, or -tags nolame): no MP3 encoder")
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -390,7 +390,7 @@ func TestRenderMP3(t *testing.T) {
 	var b bytes.Buffer
 	err := s.Render(context.Background(), &b, RenderOptions{Format: OutputMP3})
 	if errors.Is(err, ErrMP3Unavailable) {
-		t.Skip("built without cgo: no MP3 encoder")
+		t.Skip("built without LAME (no cgo, or -tags nolame): no MP3 encoder")
 	}
 	if err != nil {
 		t.Fatal(err)
