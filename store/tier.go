@@ -401,6 +401,9 @@ walk:
 				if ctx.Err() != nil {
 					break walk // stopping: not a failure of the archive
 				}
+				if errors.Is(err, meta.ErrDeleted) {
+					continue // deleted while it was copied: nothing left to move
+				}
 				st.TierErrors.Add(1)
 				res.fail(err)
 				leave(rec)
@@ -468,6 +471,9 @@ func (t *tierMover) move(ctx context.Context, rec meta.Recording) (int64, error)
 
 	in, err := os.Open(src)
 	if err != nil {
+		if cur, merr := t.s.meta.Recording(rec.ID); merr == nil && cur.Status == meta.StatusDeleted {
+			return 0, fmt.Errorf("recording %s: %w since the pass began", rec.ID, meta.ErrDeleted)
+		}
 		return 0, fmt.Errorf("recording %s: open hot file: %w", rec.ID, err)
 	}
 	defer in.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -796,4 +797,88 @@ func TestTierStartStop(t *testing.T) {
 		t.Fatal("start after Stop started a goroutine")
 	}
 	m.Stop() // again, and Close will call it once more
+}
+
+// tierHookCommitter passes commands to next, except SetLocation, which it
+// hands to onSetLocation: a commit that fails, or a delete that races it.
+type tierHookCommitter struct {
+	next          Committer
+	onSetLocation func(ctx context.Context, loc meta.SetLocation, cmd []byte) (meta.Result, error)
+}
+
+func (c tierHookCommitter) Commit(ctx context.Context, cmd []byte) (meta.Result, error) {
+	if len(cmd) > 0 && meta.CommandType(cmd[0]) == meta.TypeSetLocation {
+		var loc meta.SetLocation
+		if err := json.Unmarshal(cmd[1:], &loc); err != nil {
+			return meta.Result{}, err
+		}
+		return c.onSetLocation(ctx, loc, cmd)
+	}
+	return c.next.Commit(ctx, cmd)
+}
+
+// A commit that fails leaves the hot copy authoritative; the verified
+// archive copy is a stray that the next try overwrites.
+func TestTierCommitFails(t *testing.T) {
+	e := openTierEnv(t, ArchiveConfig{AfterDays: 30}, true)
+	ctx := context.Background()
+	rec, data := e.record(t, tierNow.Add(-40*24*time.Hour), tierRecSize)
+	local := LocalCommitter{DB: e.s.Meta()}
+	errNoQuorum := errors.New("no quorum")
+	e.s.SetCommitter(tierHookCommitter{next: local, onSetLocation: func(context.Context, meta.SetLocation, []byte) (meta.Result, error) {
+		return meta.Result{}, errNoQuorum
+	}})
+	moved, err := e.s.tier.runOnce(ctx)
+	if moved != 0 || !errors.Is(err, errNoQuorum) {
+		t.Fatalf("runOnce = %d, %v; want 0, the commit error", moved, err)
+	}
+	if m := e.meta(t, rec.ID); m.Tier != meta.TierHot {
+		t.Fatalf("tier %q after a failed commit", m.Tier)
+	}
+	if _, err := os.Stat(e.hotPath(rec)); err != nil {
+		t.Fatalf("hot copy removed although the commit failed: %v", err)
+	}
+	if e.s.stats.TierErrors.Load() != 1 || e.s.stats.ArchiveDown.Load() {
+		t.Errorf("TierErrors %d ArchiveDown %v, want 1 false", e.s.stats.TierErrors.Load(), e.s.stats.ArchiveDown.Load())
+	}
+	e.mustRead(t, rec.ID, data)
+
+	e.s.SetCommitter(local)
+	if moved, err := e.s.tier.runOnce(ctx); err != nil || moved != 1 {
+		t.Fatalf("runOnce with a working committer = %d, %v; want 1, nil", moved, err)
+	}
+	e.onArchive(t, rec)
+	e.mustRead(t, rec.ID, data)
+}
+
+// A recording deleted while it is copied: its archive copy is removed
+// (the key is gone anyway), and that is no tier error.
+func TestTierDeletedDuringMove(t *testing.T) {
+	e := openTierEnv(t, ArchiveConfig{AfterDays: 30}, true)
+	ctx := context.Background()
+	gone, _ := e.record(t, tierNow.Add(-50*24*time.Hour), tierRecSize)
+	kept, kdata := e.record(t, tierNow.Add(-40*24*time.Hour), tierRecSize)
+	local := LocalCommitter{DB: e.s.Meta()}
+	e.s.SetCommitter(tierHookCommitter{next: local, onSetLocation: func(ctx context.Context, loc meta.SetLocation, cmd []byte) (meta.Result, error) {
+		if loc.ID == gone.ID {
+			if err := e.s.Delete(ctx, loc.ID, "admin"); err != nil {
+				return meta.Result{}, err
+			}
+		}
+		return local.Commit(ctx, cmd)
+	}})
+	moved, err := e.s.tier.runOnce(ctx)
+	if moved != 1 || err != nil {
+		t.Fatalf("runOnce = %d, %v; want 1, nil", moved, err)
+	}
+	for _, p := range []string{e.hotPath(gone), e.archivePath(gone), e.archivePath(gone) + ".partial"} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s of the deleted recording exists (err %v)", p, err)
+		}
+	}
+	if got := e.s.stats.TierErrors.Load(); got != 0 {
+		t.Errorf("TierErrors = %d, want 0", got)
+	}
+	e.onArchive(t, kept)
+	e.mustRead(t, kept.ID, kdata)
 }
