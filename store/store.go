@@ -169,6 +169,10 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("recover recordings left open: %w", err)
 	}
 	go s.flushLoop()
+	if s.tier != nil {
+		// After recovery, so the mover never sees a half-recovered file.
+		s.tier.start()
+	}
 	return s, nil
 }
 
