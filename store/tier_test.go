@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -87,7 +88,7 @@ var tierNow = time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC)
 
 // openTierEnv opens a store whose archive is archiveDir (created unless
 // mkArchive is false), with the given policy.
-func openTierEnv(t *testing.T, ac ArchiveConfig, mkArchive bool) *tierEnv {
+func openTierEnv(t testing.TB, ac ArchiveConfig, mkArchive bool) *tierEnv {
 	t.Helper()
 	root := t.TempDir()
 	e := &tierEnv{data: filepath.Join(root, "data"), archive: filepath.Join(root, "nas"), clock: &tierClock{now: tierNow}, log: &tierLog{}}
@@ -106,7 +107,7 @@ func openTierEnv(t *testing.T, ac ArchiveConfig, mkArchive bool) *tierEnv {
 }
 
 // reopen opens the store (again) on the same directories.
-func (e *tierEnv) reopen(t *testing.T) {
+func (e *tierEnv) reopen(t testing.TB) {
 	t.Helper()
 	s, err := Open(e.cfg)
 	if err != nil {
@@ -122,7 +123,7 @@ func (e *tierEnv) reopen(t *testing.T) {
 
 // tierWaitStarted waits for the first background pass if Open started the
 // mover, so a test's own runOnce calls are not raced by it.
-func tierWaitStarted(t *testing.T, s *Store) {
+func tierWaitStarted(t testing.TB, s *Store) {
 	t.Helper()
 	s.tier.life.Lock()
 	started := s.tier.started
@@ -141,7 +142,7 @@ func tierWaitStarted(t *testing.T, s *Store) {
 
 // record creates a sealed recording that started at start, holding size
 // random bytes (several 64 KiB chunks for the default size).
-func (e *tierEnv) record(t *testing.T, start time.Time, size int) (meta.Recording, []byte) {
+func (e *tierEnv) record(t testing.TB, start time.Time, size int) (meta.Recording, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := e.s.Create(ctx, meta.Recording{
@@ -881,4 +882,63 @@ func TestTierDeletedDuringMove(t *testing.T) {
 	}
 	e.onArchive(t, kept)
 	e.mustRead(t, kept.ID, kdata)
+}
+
+// BenchmarkTierMove measures moving one sealed 4 MiB recording to the
+// archive (copy with SHA-256, fsyncs, rename, commit, hot removal) against
+// the floor of any safe move: a plain copy of the same file with one
+// fsync. Both use the same file system (the temp dir), so the ratio is the
+// mover's overhead, not the NAS's speed.
+func BenchmarkTierMove(b *testing.B) {
+	const size = 4 << 20
+	b.Run("move", func(b *testing.B) {
+		e := openTierEnv(b, ArchiveConfig{AfterDays: 1}, true)
+		ctx := context.Background()
+		if _, err := e.s.tier.runOnce(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			rec, _ := e.record(b, tierNow.Add(-48*time.Hour-time.Duration(i)*time.Second), size)
+			b.StartTimer()
+			if _, err := e.s.tier.move(ctx, rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("copy+fsync", func(b *testing.B) {
+		dir := b.TempDir()
+		src := filepath.Join(dir, "src")
+		data := make([]byte, size)
+		_, _ = rand.Read(data)
+		b.ReportAllocs()
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			if err := os.WriteFile(src, data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			in, err := os.Open(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, err := os.Create(filepath.Join(dir, "dst"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.Copy(out, in); err != nil {
+				b.Fatal(err)
+			}
+			if err := out.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			_ = out.Close()
+			_ = in.Close()
+		}
+	})
 }
