@@ -309,8 +309,10 @@ func (t *tierMover) runOnce(ctx context.Context) (moved int, err error) {
 
 	if err := t.prepare(ctx); err != nil {
 		st.TierErrors.Add(1)
-		st.ArchiveDown.Store(true)
-		t.s.log.Error("archive tier unavailable: recordings stay on the hot tier", "dir", t.cfg.Dir, "err", err)
+		if errors.Is(err, ErrArchiveUnavailable) {
+			st.ArchiveDown.Store(true)
+		}
+		t.s.log.Error("archive tier not ready: recordings stay on the hot tier", "dir", t.cfg.Dir, "err", err)
 		return 0, err
 	}
 	if t.cfg.AfterDays <= 0 && t.cfg.HighWatermarkPct <= 0 {
