@@ -25,9 +25,11 @@ package store
 // first), never from walking the file tree. Tier is not in the index
 // summary, so a walk decodes every recording it passes, archived ones
 // included; to keep that from growing with the archive, a pass starts at
-// the oldest recording that the previous pass left on the hot tier
-// (scanFrom), and only once a day walks from the beginning, which catches
-// uploads of old calls and hot leftovers of a crash.
+// the oldest recording that the previous pass left on the hot tier, or
+// else the newest it walked past (scanFrom), and only once a day walks
+// from the beginning. That daily walk removes hot leftovers of a crash and
+// finds recordings inserted with a start older than scanFrom (uploads of
+// old calls), which therefore reach the archive up to a day late.
 //
 // An empty mount point must never be mistaken for the archive, or
 // recordings would pile up on the root file system under it and vanish
@@ -434,9 +436,11 @@ walk:
 	switch {
 	case !lowWater.IsZero():
 		t.scanFrom = lowWater
-	case complete && !q.End.IsZero():
-		t.scanFrom = q.End // everything before the cutoff is archived, failed or deleted
 	case complete && !last.IsZero():
+		// Not the cutoff, though everything before it was handled: a
+		// recording inserted later with an older start (an upload of an
+		// old call) is then still found unless it is older than the
+		// newest one already walked past.
 		t.scanFrom = last
 	}
 	if complete && full {
