@@ -65,6 +65,16 @@ func (s *Store) OpenAudio(ctx context.Context, id string) (*Audio, error) {
 		opts = append(opts, recfile.AllowTruncated())
 	}
 	r, err := recfile.Open(path, dek, opts...)
+	if errors.Is(err, os.ErrNotExist) && rec.Tier == meta.TierHot {
+		// The tier mover may have moved the file between our metadata read
+		// and the open; the metadata then says where it is now.
+		if again, gerr := s.meta.Recording(id); gerr == nil && again.Tier != rec.Tier {
+			if p, perr := s.filePath(again); perr == nil {
+				rec = again
+				r, err = recfile.Open(p, dek, opts...)
+			}
+		}
+	}
 	if err != nil {
 		s.stats.ReadErrors.Add(1)
 		if rec.Tier == meta.TierArchive && errors.Is(err, os.ErrNotExist) {
@@ -110,15 +120,20 @@ func (s *Store) Delete(ctx context.Context, id, by string) error {
 	if rec.File.Path == "" {
 		return nil
 	}
-	path, err := s.filePath(rec)
-	if err != nil {
-		// The key is gone, so the file is noise; log and let an operator
-		// clean the unreachable archive later.
-		s.log.Warn("deleted recording's file not reachable for removal", "id", id, "err", err)
-		return nil
+	// Remove the file from both tiers: the mover may have moved it between
+	// our read and the delete. The key is already gone either way.
+	paths := []string{filepath.Join(s.hotRoot, rec.File.Path)}
+	if s.tier != nil {
+		if err := s.tier.checkMounted(); err == nil {
+			paths = append(paths, filepath.Join(s.tier.root, rec.File.Path))
+		} else if rec.Tier == meta.TierArchive {
+			s.log.Warn("deleted recording's archive file not reachable for removal; its key is destroyed", "id", id, "err", err)
+		}
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.log.Warn("remove deleted recording's file", "id", id, "err", err)
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("remove deleted recording's file", "id", id, "path", p, "err", err)
+		}
 	}
 	return nil
 }
