@@ -153,11 +153,21 @@ func TestRecordAndRead(t *testing.T) {
 // sealed one and one read back, then searches every byte of every file
 // under the data directory for any 32-byte window of it.
 func TestNoClearAudioOnDisk(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir)
+	dir, archive := t.TempDir(), t.TempDir()
+	s := openStore(t, dir, func(c *Config) {
+		c.Archive = ArchiveConfig{Dir: archive, AfterDays: 1, Interval: time.Hour}
+	})
 	data := signal(1 << 20)
 	rec := record(t, s, newRecording(time.Now(), meta.FormatWAV), data)
 	_ = readAll(t, s, rec.ID)
+	old := record(t, s, newRecording(time.Now().Add(-10*24*time.Hour), meta.FormatWAV), data[len(data)/2:])
+	if n, err := s.tier.runOnce(context.Background()); err != nil || n != 1 {
+		t.Fatalf("move to archive: %d moved, %v", n, err)
+	}
+	if got, _ := s.Meta().Recording(old.ID); got.Tier != meta.TierArchive {
+		t.Fatalf("old recording not archived: %s", got.Tier)
+	}
+	_ = readAll(t, s, old.ID)
 	live, err := s.Create(context.Background(), newRecording(time.Now(), meta.FormatGrid))
 	if err != nil {
 		t.Fatal(err)
@@ -168,18 +178,36 @@ func TestNoClearAudioOnDisk(t *testing.T) {
 	if err := live.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	assertNoClearAudio(t, data, dir)
+	assertNoClearAudio(t, data, dir, archive)
 }
 
 // assertNoClearAudio fails if any 32-byte window of data (sampled every 4
-// KiB) appears in any file under the roots.
+// KiB) appears in any file under the roots. It first proves it can see:
+// a planted clear copy must be found.
 func assertNoClearAudio(t *testing.T, data []byte, roots ...string) {
+	t.Helper()
+	planted := t.TempDir()
+	if err := os.WriteFile(filepath.Join(planted, "clear.raw"), append([]byte("RIFF"), data[8192:20000]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := findClearAudio(t, data, planted); len(found) != 1 {
+		t.Fatalf("the search missed a planted clear file: %v", found)
+	}
+	found, files := findClearAudio(t, data, roots...)
+	if len(found) > 0 {
+		t.Errorf("clear audio found in %v", found)
+	}
+	if files < 3 {
+		t.Fatalf("searched only %d files: the test would pass on nothing", files)
+	}
+}
+
+func findClearAudio(t *testing.T, data []byte, roots ...string) (found []string, files int) {
 	t.Helper()
 	var probes [][]byte
 	for off := 0; off+32 <= len(data); off += 4096 {
 		probes = append(probes, data[off:off+32])
 	}
-	files := 0
 	for _, root := range roots {
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -192,7 +220,7 @@ func assertNoClearAudio(t *testing.T, data []byte, roots ...string) {
 			files++
 			for _, pr := range probes {
 				if bytes.Contains(b, pr) {
-					t.Errorf("clear audio found in %s", p)
+					found = append(found, p)
 					return nil
 				}
 			}
@@ -202,9 +230,7 @@ func assertNoClearAudio(t *testing.T, data []byte, roots ...string) {
 			t.Fatal(err)
 		}
 	}
-	if files < 2 {
-		t.Fatalf("searched only %d files: the test would pass on nothing", files)
-	}
+	return found, files
 }
 
 func TestMasterKeySources(t *testing.T) {
