@@ -24,6 +24,45 @@
 // Reads are plain methods on DB that run in a bbolt read transaction and
 // return copies, never slices into the memory map.
 //
+// # Recordings and indexes
+//
+// A recording is stored as JSON under its 16-byte UUID. Every index sorts by
+// the same 24-byte sort key, skey = start time in ms (big endian) ‖ ID, so a
+// walk of any index is already in time order; using the start time rather
+// than the UUIDv7 alone keeps uploads of old calls in their place. Buckets:
+//
+//	rec        id → JSON                      (the truth)
+//	rec_time   skey → summary                 (compact binary for post-filters)
+//	idx_ref    reference → skey               (unique)
+//	idx_*      value 0x00 skey → ""           (call IDs, user, group, local and
+//	           remote number, remote-name words, note words, and "attributes":
+//	           preserved, bookmark types, category, rating, non-complete status)
+//
+// The index entries of a recording are a pure function of it
+// (indexEntries); a command computes the entries before and after its change
+// and writes only the difference, and Check recomputes them all.
+//
+// Deleting a recording is crypto-shredding: the wrapped data key is dropped
+// in the same transaction, personal fields (numbers, names, notes,
+// transcript) are removed with their index entries, and a tombstone keeps
+// the ID, reference, start, tenant, group, user, file path and seal hash
+// for the audit trail.
+//
+// # Search
+//
+// Search turns the query into a filter that checks every condition against
+// the summary (plus point lookups for call IDs and note words), then lists
+// plans: one per indexed condition, most selective first (ID, reference,
+// call ID, note words, user, name/number prefixes, attributes, group,
+// scope), and always last the walk of rec_time. The best two index plans
+// and the time walk run in lockstep, a step at a time, and the first to fill
+// the page (or exhaust its range) wins. Each plan post-filters with the full
+// query, so the result never depends on which plan wins: a huge index
+// simply loses the race to the time walk. Prefix conditions (numbers, name
+// prefixes) are ordered by value, not time, so their plan collects up to
+// 20,000 sort keys and sorts them, and gives up beyond that. Multi-group
+// scopes merge the per-group runs. The cursor is the last sort key returned.
+//
 // # Invariants
 //
 // Check verifies that every index agrees with the primary records in both
