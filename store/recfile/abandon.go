@@ -9,5 +9,8 @@ func (w *Writer) Abandon() error {
 		return nil
 	}
 	w.done = true
+	if w.pipe != nil {
+		w.pipe.stop(false) // chunks already handed over reach the file, as without Pipelined
+	}
 	return w.f.Close()
 }

@@ -33,14 +33,21 @@ type Writer struct {
 	hash      hash.Hash
 	err       error // sticky: after a failed write the file is unusable
 	done      bool
+	// pipe is the writer goroutine of a Pipelined Writer, nil otherwise.
+	pipe *pipeline
 }
 
 // Create creates the recording file at path (which must not exist) with
 // mode 0600, writes and fsyncs the header and the directory entry, and
 // returns a Writer for the audio. h supplies RecordingID and ChunkSize; rand
 // supplies the nonce prefix. dek is the recording's data key (KeySize bytes);
-// the Writer keeps only the expanded AES key, not dek itself.
-func Create(path string, h Header, dek []byte, rand io.Reader) (*Writer, error) {
+// the Writer keeps only the expanded AES key, not dek itself. opts may ask
+// for a Pipelined Writer.
+func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOption) (*Writer, error) {
+	var cfg createConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if len(dek) != KeySize {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrKeySize, len(dek), KeySize)
 	}
@@ -70,7 +77,6 @@ func Create(path string, h Header, dek []byte, rand io.Reader) (*Writer, error) 
 		path:      path,
 		header:    h,
 		cc:        cc,
-		buf:       make([]byte, lenSize+h.ChunkSize+tagSize),
 		chunkSize: h.ChunkSize,
 		hash:      sha256.New(),
 	}
@@ -89,6 +95,23 @@ func Create(path string, h Header, dek []byte, rand io.Reader) (*Writer, error) 
 		return nil, fmt.Errorf("recfile: writing header of %s: %w", path, err)
 	}
 	w.hash.Write(hb[:])
+	bufSize := lenSize + h.ChunkSize + tagSize
+	if cfg.pipelined {
+		var bgHash hash.Hash
+		if cfg.hashInBackground {
+			bgHash = w.hash
+		}
+		var hs hash.Hash
+		if cfg.hashStage {
+			hs = w.hash
+		}
+		if cfg.nbuf == 0 {
+			cfg.nbuf = pipelineBuffers
+		}
+		w.pipe, w.buf = startPipeline(f, path, bufSize, bgHash, cfg.writeback, hs, cfg.nbuf)
+	} else {
+		w.buf = make([]byte, bufSize)
+	}
 	return w, nil
 }
 
@@ -137,9 +160,20 @@ func (w *Writer) Flush() error {
 			return err
 		}
 	}
+	return w.sync()
+}
+
+// sync fsyncs the file; a pipelined Writer first waits for its goroutine to
+// write every chunk handed to it, and the goroutine fsyncs.
+func (w *Writer) sync() error {
+	if w.pipe != nil {
+		if err := w.pipe.sync(); err != nil {
+			return w.fail(err)
+		}
+		return nil
+	}
 	if err := w.f.Sync(); err != nil {
-		w.err = fmt.Errorf("recfile: fsync %s: %w", w.path, err)
-		return w.err
+		return w.fail(fmt.Errorf("recfile: fsync %s: %w", w.path, err))
 	}
 	return nil
 }
@@ -155,9 +189,11 @@ func (w *Writer) Close() ([sha256.Size]byte, error) {
 	if err := w.sealChunk(flagLast); err != nil {
 		return sum, err
 	}
-	if err := w.f.Sync(); err != nil {
-		w.err = fmt.Errorf("recfile: fsync %s: %w", w.path, err)
-		return sum, w.err
+	if err := w.sync(); err != nil {
+		return sum, err
+	}
+	if w.pipe != nil {
+		w.pipe.stop(false) // after the sync above the goroutine is idle
 	}
 	w.done = true
 	if err := w.f.Close(); err != nil {
@@ -174,6 +210,9 @@ func (w *Writer) Abort() error {
 		return ErrClosed
 	}
 	w.done = true
+	if w.pipe != nil {
+		w.pipe.stop(true)
+	}
 	w.f.Close()
 	if err := os.Remove(w.path); err != nil {
 		return fmt.Errorf("recfile: removing %s: %w", w.path, err)
@@ -185,23 +224,49 @@ func (w *Writer) usable() error {
 	if w.done {
 		return ErrClosed
 	}
+	if w.err == nil && w.pipe != nil {
+		if err := w.pipe.failure(); err != nil {
+			w.fail(err)
+		}
+	}
 	return w.err
 }
 
-// sealChunk seals the w.n buffered bytes as chunk w.index and writes it.
+// fail makes err the Writer's sticky error. A pipelined Writer also stops
+// its goroutine, which has nothing left to do, but keeps the file open for
+// Abort or Abandon.
+func (w *Writer) fail(err error) error {
+	w.err = err
+	if w.pipe != nil {
+		w.pipe.stop(false)
+	}
+	return err
+}
+
+// sealChunk seals the w.n buffered bytes as chunk w.index and writes it, or
+// hands it to the goroutine that writes it.
 func (w *Writer) sealChunk(flags byte) error {
 	if w.index > maxIndex {
-		w.err = fmt.Errorf("recfile: chunk index %d exceeds the format's limit %d", w.index, uint64(maxIndex))
-		return w.err
+		return w.fail(fmt.Errorf("recfile: chunk index %d exceeds the format's limit %d", w.index, uint64(maxIndex)))
 	}
 	binary.BigEndian.PutUint32(w.buf[0:lenSize], uint32(w.n))
 	ct := w.cc.seal(w.buf[lenSize:lenSize+w.n], w.index, flags)
 	out := w.buf[:lenSize+len(ct)]
-	if _, err := w.f.Write(out); err != nil {
-		w.err = fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err)
-		return w.err
+	if w.pipe != nil {
+		if w.pipe.hash == nil && w.pipe.hashDone == nil {
+			// Hashed here, while the chunk is still in this core's cache.
+			w.hash.Write(out)
+		}
+		w.buf = w.pipe.hand(out, w.index)
+		if err := w.pipe.failure(); err != nil {
+			return w.fail(err)
+		}
+	} else {
+		if _, err := w.f.Write(out); err != nil {
+			return w.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err))
+		}
+		w.hash.Write(out)
 	}
-	w.hash.Write(out)
 	w.sealed += int64(w.n)
 	w.index++
 	w.n = 0
