@@ -616,7 +616,9 @@ func encodeSummary(r *Recording) []byte {
 	}
 	var mask uint16
 	for _, bm := range r.Bookmarks {
-		mask |= 1 << slices.Index(bookmarkCodes, bm.Type)
+		if i := slices.Index(bookmarkCodes, bm.Type); i >= 0 { // validated; the guard keeps a bad record from panicking Check
+			mask |= 1 << i
+		}
 	}
 	binary.BigEndian.PutUint16(b[5:], mask)
 	binary.BigEndian.PutUint64(b[7:], uint64(r.Duration))
