@@ -5,8 +5,8 @@
 #
 #   udp/<capture>-f<frame>.sip     the UDP payload of each SIP frame (IPv4
 #                                  fragments reassembled by tshark)
-#   tcp/<capture>-s<stream>-n<node>.bin  one direction of a TCP stream as sent
-#                                  (node 0 = the side that opened it)
+#   tcp/<capture>-s<stream>-p<port>.bin  one direction of a TCP stream, as
+#                                  sent from source port <port>
 #   golden/<capture>.tsv           what tshark decodes for each SIP message
 set -eu
 CORPUS=${CORPUS:-/work/shared/corpus/pcaps}
@@ -24,12 +24,12 @@ for c in $CAPS; do
 		printf '%s' "$hex" | xxd -r -p > "$OUT/udp/$name-f$frame.sip"
 	done
 	for s in $(tshark -r "$pcap" -Y 'sip && tcp' -T fields -e tcp.stream 2>/dev/null | sort -un); do
-		tshark -r "$pcap" -q -z "follow,tcp,raw,$s" 2>/dev/null | awk '
-			/^=+$/ || /^Follow:/ || /^Filter:/ || /^Node/ || /^$/ { next }
-			/^\t/ { sub(/^\t/, ""); print > "/dev/stderr"; next }
-			{ print }' 2> "$OUT/tcp/.n1" | tr -d '\n' | xxd -r -p > "$OUT/tcp/$name-s$s-n0.bin"
-		tr -d '\n' < "$OUT/tcp/.n1" | xxd -r -p > "$OUT/tcp/$name-s$s-n1.bin"
-		rm -f "$OUT/tcp/.n1"
+		tshark -r "$pcap" -q -z "follow,tcp,raw,$s" 2>/dev/null > "$OUT/tcp/.follow"
+		p0=$(sed -n 's/^Node 0: .*:\([0-9]*\)$/\1/p' "$OUT/tcp/.follow")
+		p1=$(sed -n 's/^Node 1: .*:\([0-9]*\)$/\1/p' "$OUT/tcp/.follow")
+		awk '/^[0-9a-f]+$/' "$OUT/tcp/.follow" | tr -d '\n' | xxd -r -p > "$OUT/tcp/$name-s$s-p$p0.bin"
+		awk '/^\t[0-9a-f]+$/ { sub(/^\t/, ""); print }' "$OUT/tcp/.follow" | tr -d '\n' | xxd -r -p > "$OUT/tcp/$name-s$s-p$p1.bin"
+		rm -f "$OUT/tcp/.follow"
 	done
 	# One line per SIP message. Fields tshark repeats for several messages in
 	# one frame are joined with '|' (none in these captures, the test checks).
