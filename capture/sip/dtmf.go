@@ -45,8 +45,11 @@ func ParseDTMFInfo(contentType, body []byte) (digit byte, durationMs int, ok boo
 		}
 		return digit, durationMs, true
 	case equalFold(mt, "application/dtmf"):
-		digit, ok = dtmfDigit(trimLWS(body))
-		return digit, 0, ok
+		// A single character here; event numbers are a dtmf-relay habit.
+		if b := trimLWS(body); len(b) == 1 {
+			digit, ok = dtmfDigit(b)
+			return digit, 0, ok
+		}
 	}
 	return 0, 0, false
 }
