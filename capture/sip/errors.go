@@ -7,7 +7,8 @@ import "errors"
 // offsets, so a log line says what was wrong without the packet at hand.
 var (
 	// ErrIncomplete means the stream does not hold a whole message yet:
-	// ParseStream wants more bytes. Only stream parsing returns it.
+	// ParseStream wants more bytes. Only stream parsing returns it, and
+	// unwrapped: it is the normal case while segments arrive.
 	ErrIncomplete = errors.New("sip: incomplete message")
 	// ErrTruncated means a datagram ends inside the start line, the header
 	// section or the body announced by Content-Length.
@@ -31,6 +32,8 @@ var (
 	// Content-Length, which RFC 3261 §18.3 requires there.
 	ErrNoContentLength = errors.New("sip: Content-Length required on stream transport")
 	// ErrNoHeader means the message does not carry the header asked for.
+	// It is returned unwrapped, without allocating: optional headers are
+	// usually absent.
 	ErrNoHeader = errors.New("sip: header not present")
 	// ErrValue means a header value does not follow its grammar.
 	ErrValue = errors.New("sip: bad header value")

@@ -120,7 +120,7 @@ func (u URI) Header(name string) (value []byte, ok bool) {
 func (u URI) EmbeddedReplaces(scratch []byte) (Replaces, []byte, error) {
 	v, ok := u.Header("Replaces")
 	if !ok {
-		return Replaces{}, scratch, fmt.Errorf("%w: Replaces in URI headers", ErrNoHeader)
+		return Replaces{}, scratch, ErrNoHeader
 	}
 	start := len(scratch)
 	scratch, err := Unescape(scratch, v)

@@ -219,9 +219,19 @@ func ParseStream(b []byte, m *Message) (n int, err error) {
 // and a recorder must not lose a call over it.
 func parse(b []byte, m *Message, stream bool) (n, need int, err error) {
 	m.reset()
-	truncated := ErrTruncated
-	if stream {
-		truncated = ErrIncomplete
+	// Over a stream, "need more bytes" is the common case while segments
+	// arrive, so it is the bare sentinel: formatting it would allocate on
+	// every retry.
+	// have and want (-1: unknown) are boxed for fmt only on the datagram
+	// branch.
+	truncate := func(what string, have, want int) error {
+		if stream {
+			return ErrIncomplete
+		}
+		if want < 0 {
+			return fmt.Errorf("%w: %s after %d bytes", ErrTruncated, what, have)
+		}
+		return fmt.Errorf("%w: %s has %d of %d bytes", ErrTruncated, what, have, want)
 	}
 	pos := 0
 	for pos < len(b) && (b[pos] == '\r' || b[pos] == '\n') {
@@ -229,7 +239,7 @@ func parse(b []byte, m *Message, stream bool) (n, need int, err error) {
 	}
 	if pos == len(b) {
 		if pos == 0 {
-			return 0, 0, fmt.Errorf("%w: empty input", truncated)
+			return 0, 0, truncate("empty input", 0, -1)
 		}
 		return pos, 0, fmt.Errorf("%w: %d bytes", ErrKeepalive, pos)
 	}
@@ -238,7 +248,7 @@ func parse(b []byte, m *Message, stream bool) (n, need int, err error) {
 	// Start line.
 	line, next, ok := nextLine(b, pos)
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: no end of start line in %d bytes", truncated, len(b)-pos)
+		return 0, 0, truncate("no end of start line", len(b)-pos, -1)
 	}
 	if err := m.parseStartLine(line); err != nil {
 		return 0, 0, err
@@ -250,7 +260,7 @@ func parse(b []byte, m *Message, stream bool) (n, need int, err error) {
 	for {
 		line, next, ok = nextLine(b, pos)
 		if !ok {
-			return 0, 0, fmt.Errorf("%w: header section not ended after %d bytes", truncated, len(b)-start)
+			return 0, 0, truncate("header section not ended", len(b)-start, -1)
 		}
 		if len(line) == 0 {
 			pos = next
@@ -301,7 +311,7 @@ func parse(b []byte, m *Message, stream bool) (n, need int, err error) {
 		}
 		m.ContentLength = int(cl)
 		if len(b)-pos < m.ContentLength {
-			return 0, pos + m.ContentLength, fmt.Errorf("%w: body has %d of %d bytes", truncated, len(b)-pos, m.ContentLength)
+			return 0, pos + m.ContentLength, truncate("body", len(b)-pos, m.ContentLength)
 		}
 		m.Body = b[pos : pos+m.ContentLength]
 		return pos + m.ContentLength, 0, nil
@@ -397,12 +407,14 @@ func (m *Message) HeaderByID(id HeaderID) []byte {
 	return nil
 }
 
-// header is HeaderByID that reports absence as ErrNoHeader.
+// header is HeaderByID that reports absence as ErrNoHeader. Absence of
+// optional headers is the common case, so it is the bare sentinel (no
+// allocation); the caller knows which header it asked for.
 func (m *Message) header(id HeaderID) ([]byte, error) {
 	if i := m.first[id]; i != 0 {
 		return m.Headers[i-1].Value, nil
 	}
-	return nil, fmt.Errorf("%w: %s", ErrNoHeader, headerNames[id])
+	return nil, ErrNoHeader
 }
 
 // CallID returns the Call-ID (RFC 3261 §20.8), or nil.

@@ -137,7 +137,9 @@ type Crypto struct {
 
 // DecodeKey appends the base64-decoded master key || salt to dst.
 func (c Crypto) DecodeKey(dst []byte) ([]byte, error) {
-	n := base64.StdEncoding.DecodedLen(len(c.KeySalt))
+	// Room for padded and unpadded input alike: Decode panics if dst is
+	// short, and StdEncoding.DecodedLen undercounts unpadded input.
+	n := len(c.KeySalt)*3/4 + 3
 	start := len(dst)
 	dst = append(dst, make([]byte, n)...)
 	k, err := base64.StdEncoding.Decode(dst[start:], c.KeySalt)
