@@ -34,13 +34,13 @@ type StreamStats struct {
 	// totals of sources before an SSRC change
 	priorExpected, priorReceived int64
 
-	// A.8 jitter state, in timestamp units; jitter is kept scaled by 16
-	// as in the RFC's integer variant.
-	haveTransit  bool
-	haveArrival0 bool
-	arrival0     int64 // capture times are taken relative to the first
-	transit      int64
-	jitter16     int64
+	// A.8 jitter state (see jitterUpdate)
+	haveTransit   bool
+	haveArrival0  bool
+	arrival0      int64 // capture times are taken relative to the first
+	prevArrival16 int64
+	prevTS        uint32
+	jitter256     int64
 
 	duplicates, outOfOrder, ssrcChanges, resyncs int64
 
@@ -158,8 +158,11 @@ func (s *StreamStats) seen(ext int64) bool {
 	return s.window[(ext%seqWindow)/64]&(1<<(ext%64)) != 0
 }
 
-// jitterUpdate is RFC 3550 A.8: D = (Rj-Ri)-(Sj-Si) in timestamp units,
-// J += (|D|-J)/16, with the RFC's integer form J16 += |D| - (J16+8)>>4.
+// jitterUpdate is RFC 3550 A.8: D = (Rj-Ri)-(Sj-Si), J += (|D|-J)/16,
+// in the RFC's integer form J' += |D| - (J'+8)>>4. Arrival times are kept
+// in 1/16 timestamp units (a 125 µs unit at 8 kHz would round sub-ms
+// jitter away), so J' is J scaled by 256. The timestamp difference is
+// taken modulo 2^32 as a signed number, so a wrap is not a 2^32 jump.
 func (s *StreamStats) jitterUpdate(ts uint32, arrivalNs int64, sample bool) {
 	if !sample {
 		return
@@ -167,18 +170,15 @@ func (s *StreamStats) jitterUpdate(ts uint32, arrivalNs int64, sample bool) {
 	if !s.haveArrival0 {
 		s.arrival0, s.haveArrival0 = arrivalNs, true
 	}
-	arrival := nsToUnits(arrivalNs-s.arrival0, s.clockRate)
-	transit := arrival - int64(ts)
+	arrival16 := nsToUnits(arrivalNs-s.arrival0, 16*s.clockRate)
 	if s.haveTransit {
-		// timestamps wrap at 2^32: take the difference modulo 2^32 as a
-		// signed number so a wrap is not a 2^32 jump
-		d := int64(int32(uint32(transit - s.transit)))
+		d := arrival16 - s.prevArrival16 - 16*int64(int32(ts-s.prevTS))
 		if d < 0 {
 			d = -d
 		}
-		s.jitter16 += d - (s.jitter16+8)>>4
+		s.jitter256 += d - (s.jitter256+8)>>4
 	}
-	s.transit = transit
+	s.prevArrival16, s.prevTS = arrival16, ts
 	s.haveTransit = true
 }
 
@@ -206,7 +206,7 @@ func (s *StreamStats) Snapshot() Snapshot {
 	}
 	exp := s.priorExpected + s.maxExt - s.baseExt + 1
 	rec := s.priorReceived + s.received
-	j := uint32(s.jitter16 >> 4)
+	j := uint32(s.jitter256 >> 8)
 	return Snapshot{
 		SSRC:       s.ssrc,
 		HighestSeq: uint32(s.maxExt),
@@ -218,7 +218,7 @@ func (s *StreamStats) Snapshot() Snapshot {
 		SSRCChange: s.ssrcChanges,
 		Resyncs:    s.resyncs,
 		Jitter:     j,
-		JitterMs:   float64(j) * 1000 / float64(s.clockRate),
+		JitterMs:   float64(s.jitter256) / 256 * 1000 / float64(s.clockRate),
 	}
 }
 
