@@ -106,24 +106,36 @@ func BenchmarkLooksLikeSIP(b *testing.B) {
 	}
 }
 
+// BenchmarkFramer frames a real TCP direction (INVITE, ACK, BYE) in 536-byte
+// segments, and a 60 KiB message in 1-byte segments, which must stay
+// linear: Next waits for the header end or the body instead of re-parsing.
 func BenchmarkFramer(b *testing.B) {
 	stream, err := os.ReadFile("testdata/corpus/tcp/sip-tcp-s0-p36959.bin")
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := NewFramer(0, nil)
-	var m Message
-	b.ReportAllocs()
-	b.SetBytes(int64(len(stream)))
-	for b.Loop() {
-		for p := stream; len(p) > 0; {
-			n := f.Feed(p[:min(536, len(p))])
-			p = p[n:]
-			for _, ok := f.Next(&m); ok; _, ok = f.Next(&m) {
+	big := []byte(msg("big", string(make([]byte, 60<<10))))
+	for _, c := range []struct {
+		name    string
+		stream  []byte
+		segment int
+	}{{"sip-tcp/536B-segments", stream, 536}, {"60KiB/1B-segments", big, 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			f := NewFramer(0, nil)
+			var m Message
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.stream)))
+			for b.Loop() {
+				for p := c.stream; len(p) > 0; {
+					n := f.Feed(p[:min(c.segment, len(p))])
+					p = p[n:]
+					for _, ok := f.Next(&m); ok; _, ok = f.Next(&m) {
+					}
+				}
 			}
-		}
+			b.ReportMetric(float64(f.Stats().Messages.Load())/float64(b.N), "msgs/op")
+		})
 	}
-	b.ReportMetric(float64(f.Stats().Messages.Load())/float64(b.N), "msgs/op")
 }
 
 // TestNoAllocs proves the parsing path allocates nothing once the reused

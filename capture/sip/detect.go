@@ -16,8 +16,9 @@ var knownMethods = [...]string{
 const maxStartLine = 2048
 
 // LooksLikeSIP reports whether b starts like a SIP message: a Status-Line
-// "SIP/2.0 NNN " or a Request-Line with a known method ending in
-// " SIP/2.0" CRLF. It is cheap enough to run on every UDP payload on a
+// "SIP/2.0 NNN " (NNN in 100..699) or a Request-Line with a known method
+// ending in " SIP/2.0" CRLF (bare LF accepted, as Parse does) within the
+// first 2 KiB. It is cheap enough to run on every UDP payload on a
 // port not known to carry SIP, and never allocates.
 func LooksLikeSIP(b []byte) bool {
 	if len(b) >= 12 && string(b[:8]) == "SIP/2.0 " {

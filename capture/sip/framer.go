@@ -50,7 +50,12 @@ type Framer struct {
 	r, w   int  // unread bytes are buf[r:w]
 	skip   int  // bytes of an oversized message still to discard
 	resync bool // scanning for the next start line
-	stats  *FramerStats
+	// need (total length, once the header section is in) and scanned
+	// (bytes known to hold no header end) let Next wait for more bytes
+	// without re-parsing: otherwise a peer sending 1-byte segments would
+	// cost O(n²) per message.
+	need, scanned int
+	stats         *FramerStats
 }
 
 // NewFramer returns a Framer with a buffer of max bytes (DefaultMaxMessage
@@ -113,7 +118,14 @@ func (f *Framer) Gap() {
 // drop discards n buffered bytes.
 func (f *Framer) drop(n int) {
 	f.stats.DroppedBytes.Add(uint64(n))
+	f.advance(n)
+}
+
+// advance moves the read offset past n bytes; whatever was learned about
+// the message at the old offset no longer applies.
+func (f *Framer) advance(n int) {
 	f.r += n
+	f.need, f.scanned = 0, 0
 	if f.r == f.w {
 		f.r, f.w = 0, 0
 	}
@@ -134,7 +146,7 @@ func (f *Framer) Next(m *Message) (msg []byte, ok bool) {
 		}
 		if i > 0 {
 			f.stats.Keepalives.Add(1)
-			f.r += i
+			f.advance(i)
 			continue
 		}
 		if f.resync {
@@ -148,10 +160,24 @@ func (f *Framer) Next(m *Message) (msg []byte, ok bool) {
 			f.resync = false
 			continue
 		}
+		if f.need > 0 {
+			if len(data) < f.need {
+				return nil, false // the body is still arriving
+			}
+		} else if !headerEnded(data, &f.scanned) {
+			if len(data) == len(f.buf) {
+				// A header section larger than the buffer: its end is
+				// unknown, so drop it and look for the next message.
+				f.stats.Oversized.Add(1)
+				f.drop(len(data))
+				f.resync = true
+			}
+			return nil, false
+		}
 		n, need, err := parse(data, m, true)
 		switch {
 		case err == nil:
-			f.r += n
+			f.advance(n)
 			f.stats.Messages.Add(1)
 			return data[:n], true
 		case errors.Is(err, ErrIncomplete):
@@ -162,13 +188,7 @@ func (f *Framer) Next(m *Message) (msg []byte, ok bool) {
 				f.drop(len(data))
 				return nil, false
 			}
-			if len(data) == len(f.buf) {
-				// A header section larger than the buffer: its end is
-				// unknown, so drop it and look for the next message.
-				f.stats.Oversized.Add(1)
-				f.drop(len(data))
-				f.resync = true
-			}
+			f.need = need
 			return nil, false
 		default:
 			f.stats.Malformed.Add(1)
@@ -177,6 +197,26 @@ func (f *Framer) Next(m *Message) (msg []byte, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// headerEnded reports whether data holds the empty line that ends a header
+// section (CRLF CRLF, or LF LF). *scanned is how far earlier calls looked;
+// the search resumes a few bytes before it so a split line end is found.
+func headerEnded(data []byte, scanned *int) bool {
+	from := max(0, *scanned-3)
+	for {
+		i := bytes.IndexByte(data[from:], '\n')
+		if i < 0 {
+			break
+		}
+		j := from + i + 1
+		if j < len(data) && data[j] == '\n' || j+1 < len(data) && data[j] == '\r' && data[j+1] == '\n' {
+			return true
+		}
+		from = j
+	}
+	*scanned = len(data)
+	return false
 }
 
 // findStartLine returns the offset of the first line in data (at offset 0
