@@ -41,6 +41,8 @@ const (
 	TypeSetDeleteAfter
 	TypeRewrapDEKs
 	TypeDeleteRecording
+	// Appended, never inserted: the type byte is on disk and in raft logs.
+	TypeSetCallInfo
 )
 
 // Command is a metadata change. Only the types in this package implement it;

@@ -171,6 +171,7 @@ func registerRecordingHandlers(h *[256]handler) {
 	h[TypeSetDeleteAfter] = handle[SetDeleteAfter]()
 	h[TypeRewrapDEKs] = handle[RewrapDEKs]()
 	h[TypeDeleteRecording] = handle[DeleteRecording]()
+	h[TypeSetCallInfo] = handle[SetCallInfo]()
 }
 
 func (c *CreateRecording) apply(t *txn) (Result, error) {
@@ -432,4 +433,47 @@ func (c *DeleteRecording) apply(t *txn) (Result, error) {
 		return Result{}, err
 	}
 	return Result{ID: tomb.ID, Reference: tomb.Reference}, t.storeRecording(r, &tomb, u)
+}
+
+// SetCallInfo sets who and what a recording is about when capture learns
+// it after the recording began: RTP seen before its SIP (capture started
+// mid-call), matched to the dialog when a re-INVITE or BYE shows up.
+// Empty fields are left as they are.
+type SetCallInfo struct {
+	ID               string       `json:"id"`
+	PBXCallID        string       `json:"pbxCallId,omitempty"`
+	SIPCallIDIngress string       `json:"sipCallIdIngress,omitempty"`
+	SIPCallIDEgress  string       `json:"sipCallIdEgress,omitempty"`
+	SessionID        string       `json:"sessionId,omitempty"`
+	Direction        Direction    `json:"direction,omitempty"`
+	Technology       string       `json:"technology,omitempty"`
+	LocalParty       *LocalParty  `json:"localParty,omitempty"`
+	RemoteParty      *RemoteParty `json:"remoteParty,omitempty"`
+}
+
+func (*SetCallInfo) commandType() CommandType { return TypeSetCallInfo }
+
+func (c *SetCallInfo) apply(t *txn) (Result, error) {
+	return t.modify(c.ID, func(r *Recording) error {
+		set := func(dst *string, v string) {
+			if v != "" {
+				*dst = v
+			}
+		}
+		set(&r.PBXCallID, c.PBXCallID)
+		set(&r.SIPCallIDIngress, c.SIPCallIDIngress)
+		set(&r.SIPCallIDEgress, c.SIPCallIDEgress)
+		set(&r.SessionID, c.SessionID)
+		set(&r.Technology, c.Technology)
+		if c.Direction != "" {
+			r.Direction = c.Direction
+		}
+		if c.LocalParty != nil {
+			r.LocalParty = *c.LocalParty
+		}
+		if c.RemoteParty != nil {
+			r.RemoteParty = *c.RemoteParty
+		}
+		return nil
+	})
 }

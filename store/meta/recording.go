@@ -67,6 +67,9 @@ const (
 	FormatGrid Format = "grid"
 	FormatWAV  Format = "wav"
 	FormatMP3  Format = "mp3"
+	// FormatRTP is captured RTP packets kept as they came, for codecs the
+	// appliance cannot decode (G.729, Opus, ...): evidence, not playable.
+	FormatRTP Format = "rtp"
 )
 
 // BookmarkType says what happened at a bookmark.
@@ -329,7 +332,7 @@ func (r *Recording) validate() error {
 	if r.Tier != "" && r.Tier != TierHot && r.Tier != TierArchive {
 		return fmt.Errorf("%w: tier %q", ErrInvalid, r.Tier)
 	}
-	if r.File.Format != "" && !validEnum(r.File.Format, []Format{FormatGrid, FormatWAV, FormatMP3}) {
+	if r.File.Format != "" && !validEnum(r.File.Format, []Format{FormatGrid, FormatWAV, FormatMP3, FormatRTP}) {
 		return fmt.Errorf("%w: file.format %q", ErrInvalid, r.File.Format)
 	}
 	if r.File.SHA256 != "" {
