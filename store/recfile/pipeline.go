@@ -15,6 +15,7 @@ type createConfig struct {
 	hashInBackground bool // measurement only: the goroutine hashes, not the caller
 	writeback        bool
 	hashStage        bool
+	hashOnly         bool
 	nbuf             int
 }
 
@@ -72,7 +73,10 @@ type pipeline struct {
 	// discard makes the goroutine drop the chunks still queued (Abort).
 	discard atomic.Bool
 
-	writeback bool
+	writeback     bool
+	hashOnly      bool // the caller writes; the goroutine only hashes
+	cwb           *writeback
+	coff, chinted int64
 
 	stopped bool // jobs is closed; owned by the caller
 }
@@ -80,7 +84,7 @@ type pipeline struct {
 // startPipeline allocates the chunk buffers (each of size bytes), starts the
 // goroutine and returns the pipeline and the first buffer for the caller.
 // If hashWrites is not nil the goroutine feeds every chunk to it.
-func startPipeline(f *os.File, path string, size int, hashWrites hash.Hash, writeback bool, hashStage hash.Hash, nbuf int) (*pipeline, []byte) {
+func startPipeline(f *os.File, path string, size int, hashWrites hash.Hash, writeback bool, hashStage hash.Hash, nbuf int, hashOnly bool) (*pipeline, []byte) {
 	p := &pipeline{
 		jobs:      make(chan writeJob, nbuf),
 		free:      make(chan []byte, nbuf),
@@ -90,6 +94,9 @@ func startPipeline(f *os.File, path string, size int, hashWrites hash.Hash, writ
 		writeback: writeback,
 	}
 	p.in = p.jobs
+	p.hashOnly = hashOnly
+	p.cwb = newWriteback(f)
+	p.coff, p.chinted = HeaderSize, HeaderSize
 	backing := make([]byte, nbuf*size)
 	for i := 1; i < nbuf; i++ {
 		p.free <- backing[i*size : (i+1)*size : (i+1)*size]
@@ -133,6 +140,13 @@ func (p *pipeline) run(f *os.File, path string) {
 			p.synced <- err
 			continue
 		}
+		if p.hashOnly {
+			if !p.discard.Load() {
+				p.hash.Write(j.chunk)
+			}
+			p.free <- j.chunk[:cap(j.chunk)]
+			continue
+		}
 		if err == nil && !p.discard.Load() {
 			if p.hash != nil {
 				p.hash.Write(j.chunk)
@@ -167,6 +181,13 @@ func (p *pipeline) failure() error {
 // hand gives a sealed chunk to the goroutine and returns an empty buffer,
 // waiting if all the others are still queued.
 func (p *pipeline) hand(chunk []byte, index uint64) []byte {
+	if p.hashOnly && p.writeback {
+		p.coff += int64(len(chunk))
+		if p.coff-p.chinted >= writebackEvery {
+			p.cwb.start(p.chinted, p.coff-p.chinted)
+			p.chinted = p.coff
+		}
+	}
 	p.in <- writeJob{chunk: chunk, index: index}
 	return <-p.free
 }

@@ -238,12 +238,12 @@ func TestPipelinedGoroutinesStop(t *testing.T) {
 	for name, opts := range pipelineModes {
 		for end, fn := range ends {
 			t.Run(name+"/"+end, func(t *testing.T) {
-				before := runtime.NumGoroutine()
 				w, err := Create(filepath.Join(t.TempDir(), "r"), Header{ChunkSize: MinChunkSize}, dek, testRand(51), opts...)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if runtime.NumGoroutine() <= before {
+				t.Cleanup(func() { w.Abort() })
+				if w.pipe == nil || stopped(w) {
 					t.Fatal("Create started no goroutine")
 				}
 				if _, err := w.Write(data); err != nil {

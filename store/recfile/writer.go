@@ -108,7 +108,10 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		if cfg.nbuf == 0 {
 			cfg.nbuf = pipelineBuffers
 		}
-		w.pipe, w.buf = startPipeline(f, path, bufSize, bgHash, cfg.writeback, hs, cfg.nbuf)
+		if cfg.hashOnly {
+			bgHash = w.hash
+		}
+		w.pipe, w.buf = startPipeline(f, path, bufSize, bgHash, cfg.writeback, hs, cfg.nbuf, cfg.hashOnly)
 	} else {
 		w.buf = make([]byte, bufSize)
 	}
@@ -256,6 +259,11 @@ func (w *Writer) sealChunk(flags byte) error {
 		if w.pipe.hash == nil && w.pipe.hashDone == nil {
 			// Hashed here, while the chunk is still in this core's cache.
 			w.hash.Write(out)
+		}
+		if w.pipe.hashOnly {
+			if _, err := w.f.Write(out); err != nil {
+				return w.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err))
+			}
 		}
 		w.buf = w.pipe.hand(out, w.index)
 		if err := w.pipe.failure(); err != nil {
