@@ -93,15 +93,6 @@ func BenchmarkWrite64MiB(b *testing.B) {
 	}
 	b.Run("encrypted", encrypted())
 	b.Run("pipelined", encrypted(Pipelined()))
-	b.Run("pipelined-bghash", encrypted(Pipelined(), func(c *createConfig) { c.hashInBackground = true }))
-	b.Run("pipelined-wb", encrypted(Pipelined(), func(c *createConfig) { c.writeback = true }))
-	b.Run("pipelined-bghash-wb", encrypted(Pipelined(), func(c *createConfig) { c.writeback = true; c.hashInBackground = true }))
-	b.Run("pipelined-3stage", encrypted(Pipelined(), func(c *createConfig) { c.hashStage = true; c.nbuf = 4 }))
-	b.Run("pipelined-3stage-wb", encrypted(Pipelined(), func(c *createConfig) { c.writeback = true; c.hashStage = true; c.nbuf = 4 }))
-	b.Run("pipelined-hashonly", encrypted(Pipelined(), func(c *createConfig) { c.hashOnly = true }))
-	b.Run("pipelined-hashonly-wb", encrypted(Pipelined(), func(c *createConfig) { c.hashOnly = true; c.writeback = true }))
-	b.Run("pipelined-hashonly-wb-8", encrypted(Pipelined(), func(c *createConfig) { c.hashOnly = true; c.writeback = true; c.nbuf = 8 }))
-	b.Run("pipelined-3stage-wb-8", encrypted(Pipelined(), func(c *createConfig) { c.writeback = true; c.hashStage = true; c.nbuf = 8 }))
 }
 
 func median(xs []float64) float64 {

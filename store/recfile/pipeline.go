@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -11,126 +12,119 @@ import (
 type CreateOption func(*createConfig)
 
 type createConfig struct {
-	pipelined        bool
-	hashInBackground bool // measurement only: the goroutine hashes, not the caller
-	writeback        bool
-	hashStage        bool
-	hashOnly         bool
-	nbuf             int
+	pipelined bool
+	buffers   int // chunk buffers of a pipelined Writer; 0 means pipelineBuffers
 }
 
-// Pipelined makes the Writer write its chunks from a goroutine of its own,
-// so that on a machine with two or more cores the write syscall of one
-// chunk overlaps sealing and hashing the next (see "Pipelined writing" in
-// the package doc). The file, the seal hash and the meaning of Write, Flush,
-// Close, Abort and Abandon are the same as without it; the differences are
-// that the Writer holds pipelineBuffers chunk buffers instead of one, that a
-// failed write is reported by the Write, Flush or Close after it rather than
-// by the call that produced the chunk, and that the Writer must end with
-// Close, Abort or Abandon to stop its goroutine (as it must anyway to close
-// its file).
+// Pipelined makes the Writer spread its work over two goroutines of its own,
+// so that on a machine with more than one core sealing a chunk (on the
+// caller's goroutine), writing the chunks before it and hashing them overlap
+// (see "Pipelined writing" in the package doc). The file, the seal hash and
+// the meaning of Write, Flush, Close, Abort and Abandon are the same as
+// without it. What differs: the Writer holds pipelineBuffers chunk buffers
+// (about 1 MiB) instead of one; a failed write is reported by the Write,
+// Flush or Close after it rather than by the Write that filled the chunk;
+// and the Writer must end with Close, Abort or Abandon, which stop the
+// goroutines (as it must anyway, to close its file).
+//
+// It is meant for bulk writing (an upload, an import, a copy between
+// tiers), where throughput matters. A live call writes 16 kB/s and flushes
+// every second; it gains nothing and should not pay the memory.
 func Pipelined() CreateOption {
 	return func(c *createConfig) { c.pipelined = true }
 }
 
-// pipelineBuffers is the number of chunk buffers a pipelined Writer owns:
-// one the caller fills, one being written, and one spare so the caller
-// never waits for a write that has only just started.
-const pipelineBuffers = 3
+const (
+	// pipelineBuffers is the number of chunk buffers a pipelined Writer
+	// owns. Three would keep each stage busy if every chunk took the same
+	// time; a write call now and then takes much longer than the average (a
+	// page allocation stall, the other core busy elsewhere), and the spare
+	// buffers let the caller keep sealing meanwhile. Measured on two cores
+	// (see BenchmarkWrite64MiB): 4 buffers were clearly slower than 16.
+	pipelineBuffers = 16
 
-const writebackEvery = 1 << 20
+	// writebackEvery is how many bytes the writer goroutine writes before it
+	// asks the kernel to start writing them to disk.
+	writebackEvery = 1 << 20
+)
 
-// writeJob is what the caller hands to the writer goroutine: a sealed chunk
-// to write, or a request to fsync.
-type writeJob struct {
+// chunkJob goes from the caller to the writer goroutine and, for a chunk,
+// on to the hasher goroutine.
+type chunkJob struct {
 	chunk []byte // the sealed chunk, [length][ciphertext][tag]; nil for a sync
 	index uint64 // the chunk's index, for the error message
 	sync  bool   // fsync everything written so far and answer on synced
 }
 
-// pipeline is the writer goroutine of a pipelined Writer and the channels
-// that connect it to the caller. Buffers circulate: the caller seals a chunk
-// in one, sends it on jobs, and takes the next from free; the goroutine
-// writes it and puts it back on free. No chunk is copied and nothing is
-// allocated per chunk.
+// pipeline is the two goroutines of a pipelined Writer and the channels
+// between them:
+//
+//	caller ──toWrite──► writer ──toHash──► hasher ──free──► caller
+//	   seal             write(2)            SHA-256
+//
+// Buffers circulate: the caller seals a chunk in one and sends it on, then
+// takes an empty one from free. A chunk is never copied and nothing is
+// allocated per chunk. The writer comes before the hasher so that a Flush
+// waits only for the writes, not for the hashing; the seal hash is needed
+// only at Close, after both goroutines have stopped.
 type pipeline struct {
-	in       chan writeJob // where the caller sends: hashJobs or jobs
-	hashJobs chan writeJob
-	hashDone chan struct{}
-	jobs     chan writeJob
-	free     chan []byte
-	synced   chan error
-	done     chan struct{} // closed when the goroutine has returned
+	toWrite chan chunkJob
+	toHash  chan chunkJob
+	free    chan []byte
+	synced  chan error // the writer's answer to a sync job
+	wg      sync.WaitGroup
 
-	// hash, if not nil, is the seal hash, written by the goroutine before
-	// each chunk goes to the file; the caller reads it only after done.
+	// hash is the Writer's seal hash. The hasher owns it while it runs;
+	// the caller reads it only after stop.
 	hash hash.Hash
 
-	// failed is set once the goroutine has failed; err (written before
-	// failed is set, read only after it is seen set) says why.
+	// failed is set once the writer has failed; err is written before
+	// failed is set and read only after it is seen set.
 	failed atomic.Bool
 	err    error
-	// discard makes the goroutine drop the chunks still queued (Abort).
+	// discard makes both goroutines drop the chunks still queued (Abort).
 	discard atomic.Bool
 
-	writeback     bool
-	hashOnly      bool // the caller writes; the goroutine only hashes
-	cwb           *writeback
-	coff, chinted int64
-
-	stopped bool // jobs is closed; owned by the caller
+	stopped bool // toWrite is closed; owned by the caller
 }
 
-// startPipeline allocates the chunk buffers (each of size bytes), starts the
-// goroutine and returns the pipeline and the first buffer for the caller.
-// If hashWrites is not nil the goroutine feeds every chunk to it.
-func startPipeline(f *os.File, path string, size int, hashWrites hash.Hash, writeback bool, hashStage hash.Hash, nbuf int, hashOnly bool) (*pipeline, []byte) {
+// startPipeline allocates buffers chunk buffers of size bytes each, starts
+// the goroutines, and returns the pipeline and the caller's first buffer.
+// From here on the goroutines own f's writes and h until stop.
+func startPipeline(f *os.File, path string, h hash.Hash, size, buffers int) (*pipeline, []byte) {
 	p := &pipeline{
-		jobs:      make(chan writeJob, nbuf),
-		free:      make(chan []byte, nbuf),
-		synced:    make(chan error, 1),
-		done:      make(chan struct{}),
-		hash:      hashWrites,
-		writeback: writeback,
+		toWrite: make(chan chunkJob, buffers),
+		toHash:  make(chan chunkJob, buffers),
+		free:    make(chan []byte, buffers),
+		synced:  make(chan error, 1),
+		hash:    h,
 	}
-	p.in = p.jobs
-	p.hashOnly = hashOnly
-	p.cwb = newWriteback(f)
-	p.coff, p.chinted = HeaderSize, HeaderSize
-	backing := make([]byte, nbuf*size)
-	for i := 1; i < nbuf; i++ {
+	backing := make([]byte, buffers*size)
+	for i := 1; i < buffers; i++ {
 		p.free <- backing[i*size : (i+1)*size : (i+1)*size]
 	}
-	if hashStage != nil {
-		p.hashJobs = make(chan writeJob, nbuf)
-		p.hashDone = make(chan struct{})
-		p.in = p.hashJobs
-		go p.runHash(hashStage)
-	}
-	go p.run(f, path)
+	wb := newWriteback(f)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		p.write(f, path, wb)
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.hashChunks()
+	}()
 	return p, backing[:size:size]
 }
 
-func (p *pipeline) runHash(h hash.Hash) {
-	defer close(p.hashDone)
-	defer close(p.jobs)
-	for j := range p.hashJobs {
-		if !j.sync && !p.failed.Load() && !p.discard.Load() {
-			h.Write(j.chunk)
-		}
-		p.jobs <- j
-	}
-}
-
-// run writes the chunks it is given, in order, until jobs is closed. After a
-// failure it writes nothing more but keeps returning buffers and answering
-// syncs, so the caller never blocks on a dead goroutine.
-func (p *pipeline) run(f *os.File, path string) {
-	defer close(p.done)
+// write writes the chunks it is given, in order, until toWrite is closed,
+// and passes each on to the hasher. After a failure it writes nothing more
+// but keeps passing chunks on and answering syncs, so the caller never
+// blocks on it.
+func (p *pipeline) write(f *os.File, path string, wb *writeback) {
+	defer close(p.toHash)
 	var err error
-	wb := newWriteback(f)
 	off, hinted := int64(HeaderSize), int64(HeaderSize)
-	for j := range p.jobs {
+	for j := range p.toWrite {
 		if j.sync {
 			if err == nil {
 				if e := f.Sync(); e != nil {
@@ -140,25 +134,30 @@ func (p *pipeline) run(f *os.File, path string) {
 			p.synced <- err
 			continue
 		}
-		if p.hashOnly {
-			if !p.discard.Load() {
-				p.hash.Write(j.chunk)
-			}
-			p.free <- j.chunk[:cap(j.chunk)]
-			continue
-		}
 		if err == nil && !p.discard.Load() {
-			if p.hash != nil {
-				p.hash.Write(j.chunk)
-			}
 			if _, e := f.Write(j.chunk); e != nil {
 				err = p.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", j.index, path, e))
 			}
+			// Without this hint the kernel would start writing a file this
+			// size only at the fsync in Close (the dirty page limits are
+			// far higher), so the disk would idle while the chunks are
+			// sealed and the CPU would idle while the disk catches up.
 			off += int64(len(j.chunk))
-			if p.writeback && off-hinted >= writebackEvery {
+			if off-hinted >= writebackEvery {
 				wb.start(hinted, off-hinted)
 				hinted = off
 			}
+		}
+		p.toHash <- j
+	}
+}
+
+// hashChunks feeds the chunks to the seal hash, in file order, and returns
+// their buffers to the caller.
+func (p *pipeline) hashChunks() {
+	for j := range p.toHash {
+		if !p.discard.Load() {
+			p.hash.Write(j.chunk)
 		}
 		p.free <- j.chunk[:cap(j.chunk)]
 	}
@@ -170,7 +169,7 @@ func (p *pipeline) fail(err error) error {
 	return err
 }
 
-// failure returns the goroutine's error, if it has failed.
+// failure returns the writer's error, if it has failed.
 func (p *pipeline) failure() error {
 	if p.failed.Load() {
 		return p.err
@@ -178,28 +177,21 @@ func (p *pipeline) failure() error {
 	return nil
 }
 
-// hand gives a sealed chunk to the goroutine and returns an empty buffer,
-// waiting if all the others are still queued.
+// hand passes a sealed chunk on and returns an empty buffer, waiting if all
+// the others are still queued.
 func (p *pipeline) hand(chunk []byte, index uint64) []byte {
-	if p.hashOnly && p.writeback {
-		p.coff += int64(len(chunk))
-		if p.coff-p.chinted >= writebackEvery {
-			p.cwb.start(p.chinted, p.coff-p.chinted)
-			p.chinted = p.coff
-		}
-	}
-	p.in <- writeJob{chunk: chunk, index: index}
+	p.toWrite <- chunkJob{chunk: chunk, index: index}
 	return <-p.free
 }
 
 // sync waits until every chunk handed over so far is written and fsynced.
 func (p *pipeline) sync() error {
-	p.in <- writeJob{sync: true}
+	p.toWrite <- chunkJob{sync: true}
 	return <-p.synced
 }
 
-// stop ends the goroutine and waits for it. Chunks still queued are written
-// unless discard is set. It may be called more than once.
+// stop ends both goroutines and waits for them. Chunks still queued are
+// written and hashed unless discard is set. It may be called more than once.
 func (p *pipeline) stop(discard bool) {
 	if p.stopped {
 		return
@@ -208,9 +200,6 @@ func (p *pipeline) stop(discard bool) {
 	if discard {
 		p.discard.Store(true)
 	}
-	close(p.in)
-	<-p.done
-	if p.hashDone != nil {
-		<-p.hashDone
-	}
+	close(p.toWrite)
+	p.wg.Wait()
 }

@@ -17,7 +17,8 @@ import (
 // Write buffers plaintext in a preallocated chunk buffer and seals a chunk
 // whenever the buffer is full; the chunk is sealed in place and written with
 // one write call, so Write allocates nothing. Nothing written is durable until
-// Flush or Close fsyncs.
+// Flush or Close fsyncs. With the Pipelined option the write call and the
+// hashing move to goroutines the Writer owns.
 type Writer struct {
 	f      *os.File
 	path   string
@@ -33,7 +34,8 @@ type Writer struct {
 	hash      hash.Hash
 	err       error // sticky: after a failed write the file is unusable
 	done      bool
-	// pipe is the writer goroutine of a Pipelined Writer, nil otherwise.
+	// pipe is the goroutines of a Pipelined Writer, nil otherwise. They own
+	// the file's writes and hash until pipe.stop.
 	pipe *pipeline
 }
 
@@ -97,21 +99,10 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 	w.hash.Write(hb[:])
 	bufSize := lenSize + h.ChunkSize + tagSize
 	if cfg.pipelined {
-		var bgHash hash.Hash
-		if cfg.hashInBackground {
-			bgHash = w.hash
+		if cfg.buffers <= 0 {
+			cfg.buffers = pipelineBuffers
 		}
-		var hs hash.Hash
-		if cfg.hashStage {
-			hs = w.hash
-		}
-		if cfg.nbuf == 0 {
-			cfg.nbuf = pipelineBuffers
-		}
-		if cfg.hashOnly {
-			bgHash = w.hash
-		}
-		w.pipe, w.buf = startPipeline(f, path, bufSize, bgHash, cfg.writeback, hs, cfg.nbuf, cfg.hashOnly)
+		w.pipe, w.buf = startPipeline(f, path, w.hash, bufSize, cfg.buffers)
 	} else {
 		w.buf = make([]byte, bufSize)
 	}
@@ -166,8 +157,8 @@ func (w *Writer) Flush() error {
 	return w.sync()
 }
 
-// sync fsyncs the file; a pipelined Writer first waits for its goroutine to
-// write every chunk handed to it, and the goroutine fsyncs.
+// sync fsyncs the file. A pipelined Writer has its writer goroutine do it,
+// after the chunks queued before, and waits for the answer.
 func (w *Writer) sync() error {
 	if w.pipe != nil {
 		if err := w.pipe.sync(); err != nil {
@@ -196,7 +187,7 @@ func (w *Writer) Close() ([sha256.Size]byte, error) {
 		return sum, err
 	}
 	if w.pipe != nil {
-		w.pipe.stop(false) // after the sync above the goroutine is idle
+		w.pipe.stop(false) // after the sync above only hashing is left
 	}
 	w.done = true
 	if err := w.f.Close(); err != nil {
@@ -236,7 +227,7 @@ func (w *Writer) usable() error {
 }
 
 // fail makes err the Writer's sticky error. A pipelined Writer also stops
-// its goroutine, which has nothing left to do, but keeps the file open for
+// its goroutines, which have nothing left to do, but keeps the file open for
 // Abort or Abandon.
 func (w *Writer) fail(err error) error {
 	w.err = err
@@ -246,8 +237,8 @@ func (w *Writer) fail(err error) error {
 	return err
 }
 
-// sealChunk seals the w.n buffered bytes as chunk w.index and writes it, or
-// hands it to the goroutine that writes it.
+// sealChunk seals the w.n buffered bytes as chunk w.index and writes and
+// hashes it, or hands it to the goroutines that do.
 func (w *Writer) sealChunk(flags byte) error {
 	if w.index > maxIndex {
 		return w.fail(fmt.Errorf("recfile: chunk index %d exceeds the format's limit %d", w.index, uint64(maxIndex)))
@@ -256,15 +247,6 @@ func (w *Writer) sealChunk(flags byte) error {
 	ct := w.cc.seal(w.buf[lenSize:lenSize+w.n], w.index, flags)
 	out := w.buf[:lenSize+len(ct)]
 	if w.pipe != nil {
-		if w.pipe.hash == nil && w.pipe.hashDone == nil {
-			// Hashed here, while the chunk is still in this core's cache.
-			w.hash.Write(out)
-		}
-		if w.pipe.hashOnly {
-			if _, err := w.f.Write(out); err != nil {
-				return w.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err))
-			}
-		}
 		w.buf = w.pipe.hand(out, w.index)
 		if err := w.pipe.failure(); err != nil {
 			return w.fail(err)
