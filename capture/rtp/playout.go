@@ -499,6 +499,14 @@ func (p *Playout) NextTick(dst []byte, now int64) (audio.TickFlag, bool) {
 	return audio.TickPresent, true
 }
 
+// Drained reports whether the stream is closed and every tick holding its
+// audio has been pulled. After Close every tick is Ready (those past the
+// stream are TickAbsent), so a flusher stops at the recording's end or
+// when all its channels are drained.
+func (p *Playout) Drained() bool {
+	return p.closed && (!p.haveEnd || p.next*p.upt >= p.streamEnd)
+}
+
 // Close marks the end of the stream (BYE, timeout): every remaining tick
 // becomes ready at once, ticks after the last packet are TickAbsent, and
 // a telephone event whose end packets were lost is reported.
