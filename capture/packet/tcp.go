@@ -21,6 +21,12 @@ const (
 	// long. SIP trunks idle for minutes between calls and send CRLF
 	// keepalives (RFC 5626 §4.4.1) well within it.
 	DefaultIdleTimeout = 10 * time.Minute
+
+	// maxHeldSegments bounds the out-of-order segments held per flow, as
+	// well as their bytes: holding and draining walk the list, so a peer
+	// sending thousands of one-byte segments must not make each one cost
+	// thousands of steps.
+	maxHeldSegments = 256
 )
 
 // Flow is one direction of a TCP connection.
@@ -415,7 +421,8 @@ func (a *Assembler) hold(f *tcpFlow, seq uint32, data []byte, now int64) {
 			pos = i
 		}
 	}
-	if f.buffered+len(data) > a.cfg.MaxBufferedPerFlow || a.buffered+len(data) > a.cfg.MaxBuffered {
+	if f.buffered+len(data) > a.cfg.MaxBufferedPerFlow || a.buffered+len(data) > a.cfg.MaxBuffered ||
+		len(f.ooo) == maxHeldSegments {
 		if len(f.ooo) == 0 {
 			// Nothing of this flow to give up: skip straight to the segment.
 			a.gap(f, seq)
@@ -440,26 +447,27 @@ func (a *Assembler) hold(f *tcpFlow, seq uint32, data []byte, now int64) {
 
 // drain delivers held segments that the sequence has reached.
 func (a *Assembler) drain(f *tcpFlow, now int64) {
-	moved := false
-	for len(f.ooo) > 0 {
-		s := f.ooo[0]
+	k := 0 // segments used up; removed with one copy at the end
+	for ; k < len(f.ooo); k++ {
+		s := f.ooo[k]
 		rel := int64(int32(s.seq - f.next))
 		if rel > 0 {
 			break
 		}
-		copy(f.ooo, f.ooo[1:])
-		f.ooo[len(f.ooo)-1] = oooSeg{}
-		f.ooo = f.ooo[:len(f.ooo)-1]
 		f.buffered -= len(s.data)
 		a.buffered -= len(s.data)
 		a.stats.Buffered.Add(-int64(len(s.data)))
-		if -rel >= int64(len(s.data)) {
-			continue // overtaken by a longer retransmission
+		if -rel < int64(len(s.data)) { // else overtaken by a longer retransmission
+			a.deliver(f, s.data[-rel:])
 		}
-		a.deliver(f, s.data[-rel:])
-		moved = true
 	}
-	if moved && len(f.ooo) > 0 {
+	if k == 0 {
+		return
+	}
+	n := copy(f.ooo, f.ooo[k:])
+	clear(f.ooo[n:]) // drop references to the copies
+	f.ooo = f.ooo[:n]
+	if n > 0 {
 		f.gapSince = now // a new front hole opens now
 	}
 }
