@@ -89,10 +89,10 @@ func FuzzDecode(f *testing.F) {
 // (id, absolute offset), so a completed datagram can be checked byte by
 // byte wherever its pieces came from.
 func FuzzDefrag(f *testing.F) {
-	f.Add([]byte{1, 0, 0, 64, 1, 0, 1, 0, 8, 64, 0, 0})                  // two in order
-	f.Add([]byte{1, 0, 8, 64, 0, 0, 1, 0, 0, 64, 1, 0})                  // reversed
-	f.Add([]byte{1, 0, 0, 64, 1, 0, 1, 0, 0, 64, 1, 0, 1, 0, 8, 8, 0, 0}) // duplicate
-	f.Add([]byte{1, 0, 0, 64, 1, 0, 1, 0, 4, 64, 0, 0})                  // overlap
+	f.Add([]byte{1, 0, 0, 64, 1, 0, 1, 0, 8, 64, 0, 0})                     // two in order
+	f.Add([]byte{1, 0, 8, 64, 0, 0, 1, 0, 0, 64, 1, 0})                     // reversed
+	f.Add([]byte{1, 0, 0, 64, 1, 0, 1, 0, 0, 64, 1, 0, 1, 0, 8, 8, 0, 0})   // duplicate
+	f.Add([]byte{1, 0, 0, 64, 1, 0, 1, 0, 4, 64, 0, 0})                     // overlap
 	f.Add([]byte{1, 0, 0, 64, 1, 0, 2, 0, 0, 64, 1, 0, 1, 0, 8, 8, 0, 200}) // timeout
 	pattern := func(id, off int) byte { return byte(id*31 + off*7 + off>>8) }
 	f.Fuzz(func(t *testing.T, ops []byte) {
@@ -191,56 +191,55 @@ func FuzzAssembler(f *testing.F) {
 	f.Fuzz(runAsm)
 }
 
+// runAsm is FuzzAssembler's body.
 func runAsm(t *testing.T, ops []byte) {
-	{
-		if len(ops) == 0 {
-			return
+	if len(ops) == 0 {
+		return
+	}
+	stream := make([]byte, 8000)
+	for i := range stream {
+		stream[i] = byte(i*13 + i>>8)
+	}
+	opt := ops[0]
+	ops = ops[1:]
+	cfg := AssemblerConfig{GapTimeout: time.Second, MaxFlows: 4}
+	if opt&2 != 0 {
+		cfg.MaxBufferedPerFlow = 3000
+		cfg.MaxBuffered = 5000
+	}
+	s := &posStream{t: t, stream: stream}
+	a := NewAssembler(&posFactory{s: s}, cfg)
+	const isn = 0xffffff00 // wraps within the stream
+	now := t0
+	syn := opt&1 != 0
+	if syn {
+		a.Add(now, seg(c2s, isn, TCPSyn, nil))
+	}
+	first := !syn
+	for ; len(ops) >= 5; ops = ops[5:] {
+		off := int(binary.BigEndian.Uint16(ops[0:2])) % len(stream)
+		n := int(binary.BigEndian.Uint16(ops[2:4])) % 1500
+		end := min(off+n, len(stream))
+		now = now.Add(time.Duration(ops[4]) * 10 * time.Millisecond)
+		if first && end > off {
+			s.pos, s.startPos, first = off, off, false
 		}
-		stream := make([]byte, 8000)
-		for i := range stream {
-			stream[i] = byte(i*13 + i>>8)
-		}
-		opt := ops[0]
-		ops = ops[1:]
-		cfg := AssemblerConfig{GapTimeout: time.Second, MaxFlows: 4}
-		if opt&2 != 0 {
-			cfg.MaxBufferedPerFlow = 3000
-			cfg.MaxBuffered = 5000
-		}
-		s := &posStream{t: t, stream: stream}
-		a := NewAssembler(&posFactory{s: s}, cfg)
-		const isn = 0xffffff00 // wraps within the stream
-		now := t0
-		syn := opt&1 != 0
-		if syn {
-			a.Add(now, seg(c2s, isn, TCPSyn, nil))
-		}
-		first := !syn
-		for ; len(ops) >= 5; ops = ops[5:] {
-			off := int(binary.BigEndian.Uint16(ops[0:2])) % len(stream)
-			n := int(binary.BigEndian.Uint16(ops[2:4])) % 1500
-			end := min(off+n, len(stream))
-			now = now.Add(time.Duration(ops[4]) * 10 * time.Millisecond)
-			if first && end > off {
-				s.pos, s.startPos, first = off, off, false
-			}
-			a.Add(now, seg(c2s, isn+1+uint32(off), TCPAck, stream[off:end]))
-		}
-		if first {
-			s.pos, s.startPos = 0, 0
-		}
-		for off := 0; off < len(stream); off += 1000 {
-			a.Add(now, seg(c2s, isn+1+uint32(off), TCPAck, stream[off:min(off+1000, len(stream))]))
-		}
-		a.Flush()
-		if !s.ended {
-			t.Fatal("stream not ended by Flush")
-		}
-		if s.gaps == 0 && !bytes.Equal(s.out.Bytes(), stream[s.startPos:]) {
-			t.Fatalf("no gap, but output (%d bytes from %d) is not the stream", s.out.Len(), s.startPos)
-		}
-		if a.Stats().Buffered.Load() != 0 {
-			t.Fatalf("%d bytes still held after Flush", a.Stats().Buffered.Load())
-		}
+		a.Add(now, seg(c2s, isn+1+uint32(off), TCPAck, stream[off:end]))
+	}
+	if first {
+		s.pos, s.startPos = 0, 0
+	}
+	for off := 0; off < len(stream); off += 1000 {
+		a.Add(now, seg(c2s, isn+1+uint32(off), TCPAck, stream[off:min(off+1000, len(stream))]))
+	}
+	a.Flush()
+	if !s.ended {
+		t.Fatal("stream not ended by Flush")
+	}
+	if s.gaps == 0 && !bytes.Equal(s.out.Bytes(), stream[s.startPos:]) {
+		t.Fatalf("no gap, but output (%d bytes from %d) is not the stream", s.out.Len(), s.startPos)
+	}
+	if a.Stats().Buffered.Load() != 0 {
+		t.Fatalf("%d bytes still held after Flush", a.Stats().Buffered.Load())
 	}
 }
