@@ -643,9 +643,8 @@ func (d *Decoder) transport(proto uint8, b []byte, p *Packet, depth int) error {
 			p.Flags |= FlagTunneled
 			p.OuterSrc, p.OuterDst = p.Src, p.Dst
 		}
-		// Fragment fields of the outer header do not describe the inner one.
-		p.Flags &^= FlagReassembled | FlagMoreFragments
-		p.FragID, p.FragOffset = 0, 0
+		// A reassembled outer datagram keeps FlagReassembled: the inner
+		// packet, and so Payload, lives in the Defragmenter's buffer.
 		if proto == ProtoIPIP {
 			return d.ipv4(b, p, depth+1)
 		}

@@ -147,6 +147,20 @@ func TestDefragIPv6(t *testing.T) {
 	}
 }
 
+// TestDefragTunnel reassembles a fragmented IP-in-IP packet: the payload
+// then lies in the Defragmenter's buffer, which the flags must say.
+func TestDefragTunnel(t *testing.T) {
+	body := sipBody(2500)
+	inner := ip4{src: "10.15.196.229", dst: "10.15.194.19", proto: ProtoUDP}.build(udpHdr(5060, 5060, body))
+	outer := ip4{src: "10.15.193.31", dst: "10.15.197.103", proto: ProtoIPIP, id: 3}
+	d := newDefragDecoder(DefragConfig{})
+	at, p := feed(t, d, fragments4(outer, inner, 1480), t0)
+	if at != 1 || p.Flags&(FlagReassembled|FlagTunneled) != FlagReassembled|FlagTunneled ||
+		p.Src.String() != "10.15.196.229" || p.OuterSrc.String() != "10.15.193.31" || !bytes.Equal(p.Payload, body) {
+		t.Fatalf("at %d flags %b %v (outer %v) %d bytes", at, p.Flags, p.Src, p.OuterSrc, len(p.Payload))
+	}
+}
+
 func TestDefragNoDefragmenter(t *testing.T) {
 	h := ip4{src: "10.0.0.1", dst: "10.0.0.2", proto: ProtoUDP, id: 77}
 	frags := fragments4(h, udpHdr(1, 2, sipBody(100)), 64)
