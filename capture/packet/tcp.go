@@ -27,6 +27,10 @@ const (
 	// sending thousands of one-byte segments must not make each one cost
 	// thousands of steps.
 	maxHeldSegments = 256
+
+	// retransWindow is how far before its FIN an ended flow still takes
+	// segments for retransmissions; anything else starts a new stream.
+	retransWindow = 1 << 20
 )
 
 // Flow is one direction of a TCP connection.
@@ -226,12 +230,20 @@ func (a *Assembler) Add(ts time.Time, p *Packet) {
 		}
 	}
 	if ok && a.flows[idx].ended {
-		// Retransmissions after the FIN must not start a new stream
-		// that repeats the old one's tail.
-		a.flows[idx].last = now
-		a.touch(idx)
-		a.stats.Duplicates.Add(1)
-		return
+		f := &a.flows[idx]
+		end := seq + uint32(len(p.Payload))
+		if len(p.Payload) == 0 || (int32(f.finSeq-end) >= 0 && int32(f.finSeq-seq) <= retransWindow) {
+			// Retransmissions after the FIN must not start a new stream
+			// that repeats the old one's tail.
+			f.last = now
+			a.touch(idx)
+			a.stats.Duplicates.Add(1)
+			return
+		}
+		// Data the ended connection cannot have sent: a new connection
+		// on the same tuple whose SYN the capture missed.
+		a.close(idx, EndNewSYN)
+		ok = false
 	}
 	if !ok {
 		if !syn && len(p.Payload) == 0 {

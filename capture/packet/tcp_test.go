@@ -335,10 +335,20 @@ func TestAssemblerFINAndRetransmissionAfter(t *testing.T) {
 	if len(rec.order) != 1 {
 		t.Fatalf("%d streams", len(rec.order))
 	}
+	// So does the ACK of the FIN, one past it.
+	a.Add(t0, seg(c2s, 1004, TCPAck, nil))
+	if len(rec.order) != 1 {
+		t.Fatalf("%d streams", len(rec.order))
+	}
+	// Data far from the old FIN is a new connection whose SYN was missed.
+	a.Add(t0, seg(c2s, 0x80000000, TCPAck, []byte("REGISTER")))
+	if len(rec.order) != 2 || rec.streams[c2s].fromSYN || rec.streams[c2s].data.String() != "REGISTER" {
+		t.Fatalf("missed-SYN connection: %d streams", len(rec.order))
+	}
 	// A new connection on the same tuple does.
 	a.Add(t0, seg(c2s, 5000, TCPSyn, nil))
 	a.Add(t0, seg(c2s, 5001, TCPAck, []byte("INVITE")))
-	if len(rec.order) != 2 || rec.streams[c2s].data.String() != "INVITE" || !rec.streams[c2s].fromSYN {
+	if len(rec.order) != 3 || rec.streams[c2s].data.String() != "INVITE" || !rec.streams[c2s].fromSYN {
 		t.Fatalf("new connection: %d streams", len(rec.order))
 	}
 }
