@@ -484,11 +484,16 @@ func (p *Playout) NextTick(dst []byte, now int64) (audio.TickFlag, bool) {
 			dst[i] = p.silence
 		}
 	}
-	switch {
-	case from >= to && covered == 0:
-		p.stats.TicksAbsent++
-		return audio.TickAbsent, true
-	case covered == 0:
+	if covered == 0 {
+		// a slot may hold bytes outside the stream's span (a reordered
+		// packet from before its first one): not audio of this tick
+		for i := range dst {
+			dst[i] = p.silence
+		}
+		if from >= to {
+			p.stats.TicksAbsent++
+			return audio.TickAbsent, true
+		}
 		p.stats.TicksFilled++
 		return audio.TickFilled, true
 	}

@@ -2,6 +2,7 @@ package rtp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -489,4 +490,69 @@ func BenchmarkPlayout(b *testing.B) {
 		p.NextTick(dst, s.Arrival)
 		i++
 	}
+}
+
+// FuzzPlayout feeds arbitrary packet sequences (8 bytes of input per
+// packet: sequence, timestamp and arrival steps, payload type, length,
+// SSRC and marker) and pulls ticks in between: no panic, ticks come out
+// strictly one index after another, memory stays what NewPlayout
+// allocated, and the flags are consistent with the bytes.
+func FuzzPlayout(f *testing.F) {
+	f.Add([]byte{1, 160, 20, 0, 20, 0, 1, 160, 20, 0, 20, 0, 1, 160, 20, 0, 20, 0, 1, 160, 20, 0, 20, 0})
+	f.Add([]byte{1, 160, 20, 0, 20, 0, 0xFF, 0, 0xF0, 0x80, 0, 0x40, 2, 240, 30, 1, 30, 0})
+	f.Add([]byte{5, 0xFF, 0xFF, 3, 0, 0x81, 0xF0, 0x10, 0x40, 0, 0xFF, 0xC1, 3, 0x7F, 200, 2, 60, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p, err := NewPlayout(PlayoutConfig{Codec: audio.CodecPCMU, PayloadType: 0, EventPT: 101, Start: 1000 * ms, BufferTicks: 32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufLen, coverLen := len(p.buf), len(p.cover)
+		var seq uint16
+		var ts uint32
+		arrival := int64(900 * ms)
+		payload := make([]byte, 1000)
+		dst := make([]byte, p.TickBytes())
+		var ticks int64
+		pull := func(now int64, limit int64) {
+			for ticks < limit {
+				idx := p.NextIndex()
+				fl, ok := p.NextTick(dst, now)
+				if !ok {
+					return
+				}
+				if idx != ticks || p.NextIndex() != idx+1 {
+					t.Fatalf("tick %d came as index %d", ticks, idx)
+				}
+				if fl != audio.TickPresent && !bytes.Equal(dst, bytes.Repeat([]byte{audio.UlawSilence}, len(dst))) {
+					t.Fatalf("tick %d flagged %d holds audio", idx, fl)
+				}
+				ticks++
+			}
+		}
+		for i := 0; i+8 <= len(in); i += 8 {
+			b := in[i : i+8]
+			seq += uint16(int8(b[0]))
+			ts += uint32(int32(int16(binary.BigEndian.Uint16(b[1:]))) * 8)
+			arrival += int64(b[3]) * ms * 4
+			pt := [4]uint8{0, 0, 13, 101}[b[4]&3]
+			n := int(b[5]) * 4 % 1000
+			for j := 0; j < n; j++ {
+				payload[j] = byte(i + j)
+			}
+			ssrc := uint32(b[6] >> 7)
+			s := Slot{Seq: seq, TS: ts, SSRC: ssrc, PT: pt, Marker: b[6]&1 != 0, Arrival: arrival, Len: uint16(n)}
+			pull(arrival, ticks+5000)
+			for _, d := range p.Write(&s, payload[:n]) {
+				if d.Symbol == 0 {
+					t.Fatal("digit without symbol")
+				}
+			}
+			_ = b[7]
+		}
+		p.Close()
+		pull(0, ticks+200)
+		if len(p.buf) != bufLen || len(p.cover) != coverLen {
+			t.Fatal("timeline grew")
+		}
+	})
 }
