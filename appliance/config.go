@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,8 +73,15 @@ type StorageConfig struct {
 
 // CaptureConfig is passive capture from mirrored traffic.
 type CaptureConfig struct {
-	Interfaces []string `mapstructure:"interfaces" yaml:"interfaces"`
-	BPF        string   `mapstructure:"bpf" yaml:"bpf"`
+	Interfaces     []string      `mapstructure:"interfaces" yaml:"interfaces"`
+	BPF            string        `mapstructure:"bpf" yaml:"bpf"`
+	SIPPorts       []int         `mapstructure:"sip_ports" yaml:"sip_ports"`
+	DetectSIP      bool          `mapstructure:"detect_sip" yaml:"detect_sip"`
+	LocalNetworks  []string      `mapstructure:"local_networks" yaml:"local_networks"`
+	LocalNumbers   []string      `mapstructure:"local_numbers" yaml:"local_numbers"`
+	TrunkAddresses []string      `mapstructure:"trunk_addresses" yaml:"trunk_addresses"`
+	RTPTimeout     time.Duration `mapstructure:"rtp_timeout" yaml:"rtp_timeout"`
+	HoldTimeout    time.Duration `mapstructure:"hold_timeout" yaml:"hold_timeout"`
 }
 
 // defaults is the built-in configuration: `callvault serve` with no file,
@@ -100,6 +108,13 @@ func defaults() map[string]any {
 		"storage.default_retention_days": 0,
 		"capture.interfaces":             []string{},
 		"capture.bpf":                    "",
+		"capture.sip_ports":              []int{5060, 5080},
+		"capture.detect_sip":             true,
+		"capture.local_networks":         []string{},
+		"capture.local_numbers":          []string{},
+		"capture.trunk_addresses":        []string{},
+		"capture.rtp_timeout":            "30s",
+		"capture.hold_timeout":           "2h",
 	}
 }
 
@@ -160,7 +175,11 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, string, error) {
 	for k := range known {
 		name := EnvPrefix + "_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(k))
 		if val, ok := env[name]; ok {
-			if _, isList := known[k].([]string); isList {
+			_, isList := known[k].([]string)
+			if _, ok := known[k].([]int); ok {
+				isList = true
+			}
+			if isList {
 				v.Set(k, splitList(val))
 			} else {
 				v.Set(k, val)
@@ -345,6 +364,27 @@ func (c Config) Validate() error {
 	}
 	if c.Storage.DefaultRetentionDays < 0 {
 		bad("storage.default_retention_days", "%d is negative; allowed: 0 (keep forever) or more", c.Storage.DefaultRetentionDays)
+	}
+	for i, p := range c.Capture.SIPPorts {
+		if p < 1 || p > 65535 {
+			bad(fmt.Sprintf("capture.sip_ports[%d]", i), "%d is not a port; allowed: 1 to 65535", p)
+		}
+	}
+	for i, n := range c.Capture.LocalNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad(fmt.Sprintf("capture.local_networks[%d]", i), "%q is not a network in CIDR form (e.g. 10.0.0.0/8)", n)
+		}
+	}
+	for i, a := range c.Capture.TrunkAddresses {
+		if _, err := netip.ParseAddr(a); err != nil {
+			bad(fmt.Sprintf("capture.trunk_addresses[%d]", i), "%q is not an IP address", a)
+		}
+	}
+	if c.Capture.RTPTimeout < time.Second {
+		bad("capture.rtp_timeout", "%s is too short; allowed: at least 1s", c.Capture.RTPTimeout)
+	}
+	if c.Capture.HoldTimeout < c.Capture.RTPTimeout {
+		bad("capture.hold_timeout", "%s is shorter than capture.rtp_timeout", c.Capture.HoldTimeout)
 	}
 	if c.Keys.Credential == "" || strings.ContainsAny(c.Keys.Credential, "/\\") {
 		bad("keys.credential", "%q must be a plain file name", c.Keys.Credential)

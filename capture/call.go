@@ -1,0 +1,134 @@
+package capture
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/callvault/callvault/capture/rtp"
+)
+
+// maxLanes bounds the readers that may feed one stream. Each reader has
+// its own ring (lane) in a stream, so every ring keeps exactly one
+// producer even when one direction of a call reaches two fanout members
+// (an address change after a re-INVITE, NAT rebinding).
+const maxLanes = 16
+
+// endpoint is a stream table entry: the call party that owns a media
+// address.
+type endpoint struct {
+	c     *call
+	party int
+	rtcp  bool
+}
+
+// stream is the voice of one party of a call: RTP sent from that party.
+type stream struct {
+	c     *call
+	party int
+	lanes [maxLanes]atomic.Pointer[rtp.Ring]
+	// lastPacket is the capture time of the newest packet (ns), for
+	// timeouts; packets counts all pushed.
+	lastPacket atomic.Int64
+	packets    atomic.Int64
+	firstPT    atomic.Int32 // payload type of the first packet + 1 (0: none yet)
+	ssrc       atomic.Uint32
+	// What the receiving endpoint reported about this stream in RTCP.
+	rtcpLost    atomic.Int64
+	rtcpJitter  atomic.Uint32
+	rtcpReports atomic.Int64
+
+	srtpMu sync.Mutex
+	srtp   *rtp.Decrypter
+}
+
+// lane returns the ring of reader i, making it on first use (the only
+// allocation on the packet path, once per stream and reader).
+func (s *stream) lane(i, slots int) *rtp.Ring {
+	if r := s.lanes[i].Load(); r != nil {
+		return r
+	}
+	r, err := rtp.NewRing(slots, rtp.DefaultSlotPayload)
+	if err != nil {
+		return nil
+	}
+	if s.lanes[i].CompareAndSwap(nil, r) {
+		return r
+	}
+	return s.lanes[i].Load()
+}
+
+// party is one side of a call.
+type party struct {
+	number, name, user string
+	tag                string
+	sigAddr            netip.Addr
+	media              []netip.AddrPort // registered endpoints (RTP and RTCP)
+	// codecMap is the payload types of this party's last SDP; eventPT its
+	// telephone-event type; crypto the SDES key it sends with.
+	pt       int // -1: unknown
+	codecMap []ptCodec
+	eventPT  uint8
+	crypto   cryptoKey
+	hold     bool
+}
+
+type ptCodec struct {
+	pt       uint8
+	name     string
+	clock    int
+	channels int
+}
+
+type cryptoKey struct {
+	suite string
+	key   []byte
+}
+
+// event is something signalling saw that becomes a bookmark.
+type event struct {
+	at    int64 // capture time, ns
+	kind  string
+	label string
+}
+
+// call is one SIP dialog (or one pair of RTP flows without signalling).
+// Fields up to "flusher-owned" are guarded by Engine.mu.
+type call struct {
+	key        string // Call-ID, or "rtp:" + endpoints for calls without signalling
+	sip        bool
+	callID     string
+	parties    [2]party // 0: caller (or the first RTP sender seen), 1: callee
+	local      int      // index of the local party
+	direction  string   // meta.Direction value
+	answered   bool
+	answeredAt int64
+	ended      bool
+	failed     bool
+	endReason  string
+	created    int64
+	endAt      int64
+	lastSig    int64
+	events     []event
+	replaces   string // Call-ID this call replaced (attended transfer)
+	referTo    string // Call-ID a REFER pointed at
+	sessionID  string
+	pbxCallID  string
+	adopted    bool // an orphan call that later matched SIP
+	infoDirty  bool // call info changed after the recording began
+
+	streams [2]*stream
+	// gone is set when the call is finished; its endpoints linger.
+	gone atomic.Bool
+
+	// flusher-owned
+	rec *recording
+}
+
+func (c *call) hasMedia() bool {
+	return c.streams[0].packets.Load() > 0 || c.streams[1].packets.Load() > 0
+}
+
+func (c *call) lastMedia() int64 {
+	return max(c.streams[0].lastPacket.Load(), c.streams[1].lastPacket.Load())
+}

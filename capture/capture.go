@@ -1,0 +1,170 @@
+// Package capture turns mirrored SIP and RTP into recordings.
+//
+//	frames ──Decoder──► packets ─┬─ SIP (UDP, TCP reassembled) ──► dialogs: Call-ID, tags, SDP offer/answer
+//	                             │                                   │ registers media endpoints
+//	                             └─ RTP/RTCP ──► stream table ◄──────┘
+//	                                              │ lookup by destination, then source (symmetric RTP)
+//	                                              ▼
+//	                                   per-stream SPSC ring (preallocated)
+//	                                              │ flusher: drain, playout (reorder, fill gaps)
+//	                                              ▼
+//	                                   grid ticks (local left, remote right) ──► store.Recorder
+//
+// Readers (one per source, or per AF_PACKET fanout member) decode frames,
+// keep SIP dialog state under one mutex (SIP is a small share of packets),
+// and push RTP into the ring of the stream its endpoint belongs to, without
+// locks or allocation. Flushers own everything downstream of the rings:
+// they drain them on a timer (live) or every 20 ms of capture time
+// (import), create and seal recordings, and do all store I/O, so a reader
+// never waits for a disk or a commit.
+//
+// Time is capture time: packet timestamps drive playout, timeouts and
+// offsets, so importing a file gives the same recording as capturing it
+// live did.
+//
+// capture writes through store and knows nothing of bbolt, raft or HTTP;
+// it counts in Stats (plain atomics) for the appliance to export.
+package capture
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("capture: closed")
+	// ErrSource: a capture source could not be opened or read.
+	ErrSource = errors.New("capture: source")
+)
+
+// Config configures the engine. The appliance builds it from capture.* keys.
+type Config struct {
+	// SIPPorts are the UDP and TCP ports where SIP is expected; SIP on other
+	// ports is found by its start line when DetectSIP is set.
+	SIPPorts  []uint16
+	DetectSIP bool
+	// LocalNets, LocalNumbers (prefixes of user numbers) and TrunkAddrs (the
+	// SBC's trunk-side addresses: whoever talks through them is remote)
+	// decide which party of a call is local (left channel).
+	LocalNets    []netip.Prefix
+	LocalNumbers []string
+	TrunkAddrs   []netip.Addr
+	// RTPTimeout ends a call whose media stopped without a BYE; HoldTimeout
+	// is used instead while the call is on hold; SetupTimeout ends a call
+	// that was never answered and never sent media.
+	RTPTimeout, HoldTimeout, SetupTimeout time.Duration
+	// OrphanPackets is how many packets of consistent RTP on an unknown
+	// flow make it a stream without signalling.
+	OrphanPackets int
+	// RingSlots per stream (power of two).
+	RingSlots int
+	// Live: rings drop when full and flushers run on the wall clock. Off
+	// (import): the reader flushes inline every FlushEvery of capture time.
+	Live       bool
+	FlushEvery time.Duration
+	// Node names this appliance in recordings.
+	Node string
+	Log  *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if len(c.SIPPorts) == 0 {
+		c.SIPPorts = []uint16{5060, 5080}
+	}
+	if c.RTPTimeout <= 0 {
+		c.RTPTimeout = 30 * time.Second
+	}
+	if c.HoldTimeout <= 0 {
+		c.HoldTimeout = 2 * time.Hour
+	}
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 3 * time.Minute
+	}
+	if c.OrphanPackets <= 0 {
+		c.OrphanPackets = 8
+	}
+	if c.RingSlots <= 0 {
+		c.RingSlots = 64
+	}
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = 20 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Stats are the engine's counters (atomics: readers and flushers update
+// them without locks; the appliance exports them).
+type Stats struct {
+	Packets        atomic.Int64
+	Bytes          atomic.Int64
+	DecodeErrors   atomic.Int64
+	SIPMessages    atomic.Int64
+	SIPErrors      atomic.Int64
+	RTPPackets     atomic.Int64
+	RTCPPackets    atomic.Int64
+	RTPUnmatched   atomic.Int64 // RTP-looking packets on no known stream
+	RingDrops      atomic.Int64 // packets dropped because a stream's ring was full
+	SRTPErrors     atomic.Int64
+	CallsActive    atomic.Int64
+	CallsTotal     atomic.Int64
+	CallsAnswered  atomic.Int64
+	StreamsActive  atomic.Int64
+	OrphanStreams  atomic.Int64 // streams found without signalling
+	Recordings     atomic.Int64 // recordings created
+	RecordErrors   atomic.Int64 // store errors while recording
+	FlushNanos     atomic.Int64 // duration of the last flush pass
+	FlushMaxNanos  atomic.Int64
+	RingOccupancy  atomic.Int64 // packets waiting in rings at the last flush pass
+	KernelDrops    atomic.Int64 // drops the capture socket reported
+	KernelPackets  atomic.Int64
+	OneWayCalls    atomic.Int64
+	NotPlayable    atomic.Int64 // recordings kept as RTP packets (codec not decodable)
+	TCPStreamGaps  atomic.Int64
+	FragmentErrors atomic.Int64
+	ClockJumps     atomic.Int64 // import: capture clock discontinuities skipped
+	AfterEnd       atomic.Int64 // RTP for a call that had already ended
+}
+
+// isLocalNumber reports whether num starts with one of the local prefixes.
+func (c *Config) isLocalNumber(num string) bool {
+	for _, p := range c.LocalNumbers {
+		if p != "" && strings.HasPrefix(num, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) isLocalAddr(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range c.LocalNets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) isTrunk(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, t := range c.TrunkAddrs {
+		if t == a {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,312 @@
+package capture
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callvault/callvault/capture/rtp"
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/meta"
+)
+
+// Recorder is a recording being written (store.Recorder).
+type Recorder interface {
+	ID() string
+	Write(p []byte) (int, error)
+	Close(ctx context.Context, f store.Final) (meta.Recording, error)
+	Abort(ctx context.Context, by string) error
+}
+
+// Sink is where recordings go: the store, seen through the two calls
+// capture needs.
+type Sink interface {
+	Create(ctx context.Context, rec meta.Recording) (Recorder, error)
+	Apply(ctx context.Context, cmd meta.Command) (meta.Result, error)
+}
+
+// StoreSink adapts a *store.Store to Sink.
+func StoreSink(s *store.Store) Sink { return storeSink{s} }
+
+type storeSink struct{ s *store.Store }
+
+func (s storeSink) Create(ctx context.Context, rec meta.Recording) (Recorder, error) {
+	r, err := s.s.Create(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s storeSink) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error) {
+	return s.s.Apply(ctx, cmd)
+}
+
+// CallSummary describes one finished call, for `callvault import`.
+type CallSummary struct {
+	CallID      string   `json:"callId,omitempty"`
+	RecordingID string   `json:"recordingId"`
+	Reference   string   `json:"reference,omitempty"`
+	Status      string   `json:"status"`
+	Signalling  bool     `json:"signalling"`
+	Answered    bool     `json:"answered"`
+	Streams     int      `json:"streams"`
+	Codecs      []string `json:"codecs"`
+	Packets     int64    `json:"packets"`
+	Expected    int64    `json:"expected"`
+	Lost        int64    `json:"lost"`
+	LossPct     float64  `json:"lossPct"`
+	DurationMs  int64    `json:"durationMs"`
+	Playable    bool     `json:"playable"`
+	OneWay      bool     `json:"oneWay"`
+	EndReason   string   `json:"endReason"`
+	Bookmarks   int      `json:"bookmarks"`
+}
+
+// Engine is the capture pipeline between readers and the store.
+type Engine struct {
+	cfg      Config
+	sink     Sink
+	stats    Stats
+	table    *streamTable
+	sipPorts [1024]uint64 // bitset over 65536 ports
+
+	mu       sync.Mutex // signalling state below
+	calls    map[*call]struct{}
+	byID     map[string]*call
+	cands    map[flowKey]*candidate
+	readers  int
+	recByKey map[string]string // Call-ID → recording ID, for linking transfers
+	linger   []lingerEntry
+
+	flushMu   sync.Mutex // one flush pass at a time
+	clock     atomic.Int64
+	summaryMu sync.Mutex
+	summaries []CallSummary
+	onSummary func(CallSummary)
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New builds an engine writing to sink.
+func New(cfg Config, sink Sink) *Engine {
+	cfg.setDefaults()
+	e := &Engine{
+		cfg: cfg, sink: sink, table: newStreamTable(),
+		calls: make(map[*call]struct{}), byID: make(map[string]*call),
+		cands: make(map[flowKey]*candidate), recByKey: make(map[string]string),
+	}
+	for _, p := range cfg.SIPPorts {
+		e.sipPorts[p/64] |= 1 << (p % 64)
+	}
+	return e
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Summaries returns the calls finished so far, in the order they ended.
+func (e *Engine) Summaries() []CallSummary {
+	e.summaryMu.Lock()
+	defer e.summaryMu.Unlock()
+	return append([]CallSummary(nil), e.summaries...)
+}
+
+func (e *Engine) isSIPPort(p uint16) bool { return e.sipPorts[p/64]&(1<<(p%64)) != 0 }
+
+// advance moves the capture clock forward (never back).
+func (e *Engine) advance(now int64) {
+	for {
+		c := e.clock.Load()
+		if now <= c || e.clock.CompareAndSwap(c, now) {
+			return
+		}
+	}
+}
+
+// Start runs the flusher on the wall clock (live capture). Stop it with Close.
+func (e *Engine) Start() {
+	e.stop, e.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(e.done)
+		t := time.NewTicker(e.cfg.FlushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.stop:
+				return
+			case now := <-t.C:
+				e.advance(now.UnixNano())
+				e.flush(e.clock.Load())
+			}
+		}
+	}()
+}
+
+// Close ends every call still open (their recordings are sealed with what
+// was captured) and stops the flusher. Readers must have stopped.
+func (e *Engine) Close() {
+	if e.stop != nil {
+		close(e.stop)
+		<-e.done
+		e.stop = nil
+	}
+	now := e.clock.Load()
+	e.mu.Lock()
+	for c := range e.calls {
+		end := now
+		if lm := c.lastMedia(); lm > 0 && lm < end {
+			end = lm + int64(20*time.Millisecond)
+		}
+		e.endCall(c, end, "capture stopped")
+	}
+	e.mu.Unlock()
+	e.flush(now)
+}
+
+// flowKey identifies one direction of an unknown UDP flow.
+type flowKey struct{ src, dst netip.AddrPort }
+
+// candidate is an unknown UDP flow that looks like RTP: after enough
+// consistent packets (same SSRC, sequence numbers advancing) it becomes a
+// stream of a call without signalling. Its packets wait in a ring that
+// becomes the stream's lane, so none is lost to the detection.
+type candidate struct {
+	ssrc    uint32
+	lastSeq uint16
+	good    int
+	last    int64
+	ring    *rtp.Ring
+	pt      uint8
+	plen    int
+}
+
+const maxCandidates = 4096
+
+// candidate watches an unknown flow (the reader calls it for RTP-looking
+// packets that matched no stream). It runs on the reader's goroutine but
+// takes the signalling lock: it is the slow path of the first packets of
+// a flow.
+func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []byte) {
+	h := &r.hdr
+	n, err := h.Unmarshal(pl)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	k := flowKey{src, dst}
+	cd := e.cands[k]
+	if cd == nil {
+		if len(e.cands) >= maxCandidates {
+			e.expireCandidates(now)
+			if len(e.cands) >= maxCandidates {
+				e.mu.Unlock()
+				return
+			}
+		}
+		ring, err := rtp.NewRing(e.cfg.RingSlots, rtp.DefaultSlotPayload)
+		if err != nil {
+			e.mu.Unlock()
+			return
+		}
+		cd = &candidate{ssrc: h.SSRC, lastSeq: h.SequenceNumber, ring: ring, pt: h.PayloadType, plen: len(pl) - n}
+		e.cands[k] = cd
+	} else {
+		d := h.SequenceNumber - cd.lastSeq
+		switch {
+		case h.SSRC != cd.ssrc:
+			cd.ssrc, cd.lastSeq, cd.good = h.SSRC, h.SequenceNumber, 0
+			cd.ring.Drain(func(*rtp.Slot, []byte) {})
+		case d == 0: // a duplicate (RFC 4733 end packets repeat): neither for nor against
+		case d < 3000:
+			cd.good++
+			cd.lastSeq = h.SequenceNumber
+		default:
+			cd.good = 0
+			cd.lastSeq = h.SequenceNumber
+		}
+	}
+	cd.last = now
+	if !cd.ring.Push(h, pl[n:], now) {
+		// A full ring before confirmation: this flow is not RTP-like enough.
+		delete(e.cands, k)
+		e.mu.Unlock()
+		return
+	}
+	if cd.good+1 < e.cfg.OrphanPackets {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.cands, k)
+	// The reverse flow may already be a call: join it.
+	var c *call
+	party := 0
+	if ep := e.table.get(dst); ep != nil && !ep.c.ended {
+		c, party = ep.c, 1-ep.party
+	} else {
+		c = e.newCall(now, "rtp:"+src.String()+"-"+dst.String())
+		e.stats.OrphanStreams.Add(1)
+		c.answered = true
+		e.decideLocalRTP(c, src, dst)
+	}
+	// Four-byte payloads of a dynamic type are RFC 4733 telephone events
+	// (a DTMF-only stream): record them as digits over silence.
+	if cd.pt >= 96 && cd.plen == 4 {
+		c.parties[party].eventPT = cd.pt
+	}
+	e.register(c, party, src, false)
+	e.register(c, 1-party, dst, false)
+	s := c.streams[party]
+	if s.lanes[r.id].CompareAndSwap(nil, cd.ring) {
+		queued := int64(cd.ring.Len())
+		s.firstPT.CompareAndSwap(0, int32(cd.pt)+1)
+		s.ssrc.Store(cd.ssrc)
+		s.lastPacket.Store(now)
+		s.packets.Add(queued)
+		e.stats.RTPPackets.Add(queued)
+	}
+	e.mu.Unlock()
+}
+
+// decideLocalRTP picks the local side of a call without signalling from
+// the local networks and trunk addresses.
+func (e *Engine) decideLocalRTP(c *call, src, dst netip.AddrPort) {
+	c.parties[0].sigAddr, c.parties[1].sigAddr = src.Addr(), dst.Addr()
+	c.parties[0].media = nil
+	c.parties[1].media = nil
+	e.decideLocal(c)
+}
+
+func (e *Engine) expireCandidates(now int64) {
+	for k, cd := range e.cands {
+		if now-cd.last > int64(5*time.Second) {
+			delete(e.cands, k)
+		}
+	}
+}
+
+// noteRTCP files the receiver reports of an RTCP packet (RFC 3550 §6.4)
+// with the stream they describe: loss and jitter as the receiving
+// endpoint saw them, next to what the tap measured.
+func (c *call) noteRTCP(cp *rtp.Compound) {
+	for i := 0; i < cp.NReports; i++ {
+		rb := &cp.Reports[i]
+		for _, s := range c.streams {
+			if s.ssrc.Load() == rb.SSRC && s.packets.Load() > 0 {
+				s.rtcpLost.Store(int64(rb.CumulativeLost))
+				s.rtcpJitter.Store(rb.Jitter)
+				s.rtcpReports.Add(1)
+			}
+		}
+	}
+}
+
+// sortedSummaries orders summaries by recording ID (start time).
+func sortedSummaries(s []CallSummary) []CallSummary {
+	sort.Slice(s, func(i, j int) bool { return s[i].RecordingID < s[j].RecordingID })
+	return s
+}

@@ -1,0 +1,270 @@
+package capture
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/callvault/callvault/capture/packet"
+	"github.com/callvault/callvault/capture/rtp"
+	"github.com/callvault/callvault/capture/sip"
+)
+
+// Reader decodes the frames of one source (or one fanout member) and feeds
+// the engine. It owns its decoder, defragmenter and TCP assembler, so it
+// must stay on one goroutine; run one Reader per goroutine.
+type Reader struct {
+	e      *Engine
+	id     int
+	dec    packet.Decoder
+	defrag *packet.Defragmenter
+	asm    *packet.Assembler
+	pkt    packet.Packet
+	hdr    rtp.Header
+	msg    sip.Message
+	rtcp   rtp.Compound
+	srtp   rtp.Packet
+	plain  [2048]byte
+	// tcpSIP remembers TCP flows on other ports that started with a SIP
+	// start line, so their later segments go to the assembler too.
+	tcpSIP   map[packet.Flow]struct{}
+	lastTick int64
+	// Import only: a capture whose clock jumps (files merged from
+	// different days, synthetic test captures) would time out every call
+	// at the jump. A jump of more than maxClockJump between consecutive
+	// frames is taken as a discontinuity: shift counts it away.
+	lastTS int64
+	shift  int64
+}
+
+// maxClockJump is the largest gap between consecutive frames of an
+// imported capture that counts as time passing.
+const maxClockJump = int64(time.Hour)
+
+// NewReader makes a Reader. Each needs its own goroutine; at most maxLanes
+// readers may run at once.
+func (e *Engine) NewReader() *Reader {
+	e.mu.Lock()
+	id := e.readers % maxLanes
+	e.readers++
+	e.mu.Unlock()
+	r := &Reader{e: e, id: id, tcpSIP: make(map[packet.Flow]struct{})}
+	r.defrag = packet.NewDefragmenter(packet.DefragConfig{})
+	r.dec.Defrag = r.defrag
+	r.asm = packet.NewAssembler(&sipStreams{r: r}, packet.AssemblerConfig{})
+	return r
+}
+
+// Handle processes one captured frame. It allocates nothing on the RTP path.
+func (r *Reader) Handle(link packet.LinkType, ts time.Time, frame []byte) {
+	e := r.e
+	e.stats.Packets.Add(1)
+	e.stats.Bytes.Add(int64(len(frame)))
+	p := &r.pkt
+	if err := r.dec.Decode(link, ts, frame, p); err != nil {
+		e.stats.DecodeErrors.Add(1)
+		return
+	}
+	now := ts.UnixNano()
+	if !e.cfg.Live {
+		if r.lastTS != 0 && now-r.lastTS > maxClockJump {
+			r.shift += now - r.lastTS - int64(time.Second)
+			e.stats.ClockJumps.Add(1)
+			e.cfg.Log.Warn("capture clock jumped; treating it as a discontinuity", "jump", time.Duration(now-r.lastTS).String())
+		}
+		r.lastTS = now
+		now -= r.shift
+		ts = time.Unix(0, now)
+	}
+	e.advance(now)
+	if p.Flags&packet.FlagFragment == 0 {
+		switch p.Protocol {
+		case packet.ProtoUDP:
+			r.udp(now)
+		case packet.ProtoTCP:
+			r.tcp(ts)
+		}
+	}
+	if !e.cfg.Live && now-r.lastTick >= int64(e.cfg.FlushEvery) {
+		// Import: flush inline on capture time, so a file is processed as
+		// it was captured whatever the speed of reading it.
+		r.lastTick = now
+		r.asm.Expire(ts)
+		e.flush(now)
+	}
+}
+
+func (r *Reader) udp(now int64) {
+	e, p := r.e, &r.pkt
+	pl := p.Payload
+	if e.isSIPPort(p.SrcPort) || e.isSIPPort(p.DstPort) || (e.cfg.DetectSIP && sip.LooksLikeSIP(pl)) {
+		r.sipDatagram(now, pl)
+		return
+	}
+	dst := netip.AddrPortFrom(p.Dst, p.DstPort)
+	src := netip.AddrPortFrom(p.Src, p.SrcPort)
+	var s *stream
+	var isRTCP bool
+	if ep := e.table.get(dst); ep != nil {
+		// Sent to a party's endpoint: the other party's voice.
+		s, isRTCP = ep.c.streams[1-ep.party], ep.rtcp
+	} else if ep := e.table.get(src); ep != nil {
+		// Sent from a party's endpoint (symmetric RTP behind NAT): its own.
+		s, isRTCP = ep.c.streams[ep.party], ep.rtcp
+	}
+	if s == nil {
+		if rtp.IsRTCP(pl) {
+			return
+		}
+		if rtp.LooksLikeRTP(pl) {
+			e.stats.RTPUnmatched.Add(1)
+			e.candidate(r, now, src, dst, pl)
+		}
+		return
+	}
+	if s.c.gone.Load() {
+		e.stats.AfterEnd.Add(1)
+		return
+	}
+	if isRTCP || (rtp.IsRTCP(pl) && len(pl) >= 8) {
+		e.stats.RTCPPackets.Add(1)
+		if rtp.ParseRTCP(pl, &r.rtcp) == nil {
+			s.c.noteRTCP(&r.rtcp)
+		}
+		return
+	}
+	r.pushRTP(s, now, pl)
+}
+
+// pushRTP parses an RTP packet (decrypting SRTP where the call's SDP gave
+// keys) and queues it on the stream's lane for this reader.
+func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
+	e := r.e
+	if s.srtp != nil {
+		s.srtpMu.Lock()
+		out, err := s.srtp.DecryptRTP(r.plain[:0], pl, &r.srtp)
+		s.srtpMu.Unlock()
+		if err != nil {
+			e.stats.SRTPErrors.Add(1)
+			return
+		}
+		pl = out
+	}
+	n, err := r.hdr.Unmarshal(pl)
+	if err != nil {
+		e.stats.DecodeErrors.Add(1)
+		return
+	}
+	ring := s.lane(r.id, e.cfg.RingSlots)
+	if ring == nil {
+		e.stats.RingDrops.Add(1)
+		return
+	}
+	payload := pl[n:]
+	if r.hdr.Padding && len(payload) > 0 {
+		pad := int(payload[len(payload)-1])
+		if pad <= len(payload) {
+			payload = payload[:len(payload)-pad]
+		}
+	}
+	for !ring.Push(&r.hdr, payload, now) {
+		if e.cfg.Live || len(payload) > ring.SlotPayload() {
+			e.stats.RingDrops.Add(1)
+			return
+		}
+		// Import: the reader is also the flusher; make room and retry.
+		e.flush(e.clock.Load())
+	}
+	s.firstPT.CompareAndSwap(0, int32(r.hdr.PayloadType)+1)
+	s.ssrc.Store(r.hdr.SSRC)
+	s.lastPacket.Store(now)
+	s.packets.Add(1)
+	e.stats.RTPPackets.Add(1)
+}
+
+// sipDatagram parses every SIP message in a UDP payload.
+func (r *Reader) sipDatagram(now int64, b []byte) {
+	e, p := r.e, &r.pkt
+	src, dst := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
+	for len(b) > 0 {
+		// Keep-alives (CRLF, RFC 5626) and padding between messages.
+		for len(b) > 0 && (b[0] == '\r' || b[0] == '\n' || b[0] == 0) {
+			b = b[1:]
+		}
+		if len(b) == 0 {
+			return
+		}
+		n, err := sip.Parse(b, &r.msg)
+		if err != nil {
+			e.stats.SIPErrors.Add(1)
+			return
+		}
+		e.stats.SIPMessages.Add(1)
+		e.onSIP(now, src, dst, &r.msg)
+		b = b[n:]
+	}
+}
+
+func (r *Reader) tcp(ts time.Time) {
+	e, p := r.e, &r.pkt
+	f := packet.Flow{Src: netip.AddrPortFrom(p.Src, p.SrcPort), Dst: netip.AddrPortFrom(p.Dst, p.DstPort)}
+	if !e.isSIPPort(p.SrcPort) && !e.isSIPPort(p.DstPort) {
+		_, known := r.tcpSIP[f]
+		if !known {
+			if !e.cfg.DetectSIP || !sip.LooksLikeSIP(p.Payload) {
+				return
+			}
+			if len(r.tcpSIP) >= 4096 {
+				clear(r.tcpSIP)
+			}
+			r.tcpSIP[f] = struct{}{}
+			r.tcpSIP[f.Reverse()] = struct{}{}
+		}
+	}
+	r.asm.Add(ts, p)
+}
+
+// sipStreams makes a SIP framer for each TCP flow direction.
+type sipStreams struct{ r *Reader }
+
+func (f *sipStreams) NewStream(fl packet.Flow, fromSYN bool) packet.Stream {
+	st := &sipStream{r: f.r, flow: fl, fr: sip.NewFramer(0, nil)}
+	if !fromSYN {
+		st.fr.Gap() // joined mid-connection: find the next start line
+	}
+	return st
+}
+
+type sipStream struct {
+	r    *Reader
+	flow packet.Flow
+	fr   *sip.Framer
+}
+
+func (s *sipStream) Data(b []byte) {
+	r := s.r
+	now := r.e.clock.Load()
+	for len(b) > 0 {
+		n := s.fr.Feed(b)
+		b = b[n:]
+		for {
+			_, ok := s.fr.Next(&r.msg)
+			if !ok {
+				break
+			}
+			r.e.stats.SIPMessages.Add(1)
+			r.e.onSIP(now, s.flow.Src, s.flow.Dst, &r.msg)
+		}
+		if n == 0 && len(b) > 0 {
+			// The framer's buffer is full of something that is not SIP.
+			r.e.stats.SIPErrors.Add(1)
+			s.fr.Gap()
+		}
+	}
+}
+
+func (s *sipStream) Gap(int) {
+	s.r.e.stats.TCPStreamGaps.Add(1)
+	s.fr.Gap()
+}
+
+func (s *sipStream) End(packet.EndReason) {}
