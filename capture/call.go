@@ -60,7 +60,7 @@ func (s *stream) lane(i, slots int) *rtp.Ring {
 
 // party is one side of a call.
 type party struct {
-	number, name, user string
+	number, name string
 	tag                string
 	sigAddr            netip.Addr
 	media              []netip.AddrPort // registered endpoints (RTP and RTCP)

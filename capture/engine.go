@@ -3,7 +3,6 @@ package capture
 import (
 	"context"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,10 +302,4 @@ func (c *call) noteRTCP(cp *rtp.Compound) {
 			}
 		}
 	}
-}
-
-// sortedSummaries orders summaries by recording ID (start time).
-func sortedSummaries(s []CallSummary) []CallSummary {
-	sort.Slice(s, func(i, j int) bool { return s[i].RecordingID < s[j].RecordingID })
-	return s
 }

@@ -64,13 +64,3 @@ func (t *streamTable) remove(k netip.AddrPort, s *endpoint) {
 	}
 	sh.mu.Unlock()
 }
-
-func (t *streamTable) len() int {
-	n := 0
-	for i := range t.shards {
-		t.shards[i].mu.RLock()
-		n += len(t.shards[i].m)
-		t.shards[i].mu.RUnlock()
-	}
-	return n
-}

@@ -3,11 +3,13 @@ package recfile
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 const (
@@ -35,25 +37,7 @@ func BenchmarkWrite64MiB(b *testing.B) {
 		dir := b.TempDir()
 		for i := 0; b.Loop(); i++ {
 			path := filepath.Join(dir, fmt.Sprint(i))
-			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bw := bufio.NewWriterSize(f, DefaultChunkSize)
-			for off := 0; off < len(data); off += benchWrite {
-				if _, err := bw.Write(data[off : off+benchWrite]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := bw.Flush(); err != nil {
-				b.Fatal(err)
-			}
-			if err := f.Sync(); err != nil {
-				b.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				b.Fatal(err)
-			}
+			writePlain(b, path, data)
 			b.StopTimer()
 			os.Remove(path) // keep the page cache and the disk from filling up
 			b.StartTimer()
@@ -69,18 +53,7 @@ func BenchmarkWrite64MiB(b *testing.B) {
 			rng := testRand(2)
 			for i := 0; b.Loop(); i++ {
 				path := filepath.Join(dir, fmt.Sprint(i))
-				w, err := Create(path, Header{RecordingID: testID}, dek, rng, opts...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for off := 0; off < len(data); off += benchWrite {
-					if _, err := w.Write(data[off : off+benchWrite]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if _, err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
+				writeEncrypted(b, path, data, dek, rng, opts...)
 				b.StopTimer()
 				os.Remove(path)
 				b.StartTimer()
@@ -93,6 +66,92 @@ func BenchmarkWrite64MiB(b *testing.B) {
 	}
 	b.Run("encrypted", encrypted())
 	b.Run("pipelined", encrypted(Pipelined()))
+}
+
+// BenchmarkWrite64MiBInterleaved measures the same three variants, but
+// each iteration writes one file with each of them, in turn, so that all
+// three see the same machine: on a shared machine whose load changes from
+// second to second, sibling sub-benchmarks run seconds apart can see very
+// different conditions. It reports the median time of each variant over the
+// run's iterations (ms-plain, ms-encrypted, ms-pipelined) and the ratios of
+// those medians (encrypted-x-plain, pipelined-x-plain); ns/op is the time of
+// all three together.
+func BenchmarkWrite64MiBInterleaved(b *testing.B) {
+	data := pattern(1, benchFileSize)
+	dek := testDEK(1)
+	dir := b.TempDir()
+	rng := testRand(2)
+	variants := []struct {
+		name  string
+		write func(path string)
+	}{
+		{"plain", func(path string) { writePlain(b, path, data) }},
+		{"encrypted", func(path string) { writeEncrypted(b, path, data, dek, rng) }},
+		{"pipelined", func(path string) { writeEncrypted(b, path, data, dek, rng, Pipelined()) }},
+	}
+	ms := make([][]float64, len(variants))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(variants)) * benchFileSize)
+	for i := 0; b.Loop(); i++ {
+		for k := range variants {
+			// Rotate the order so no variant always follows the same one.
+			v := (i + k) % len(variants)
+			path := filepath.Join(dir, fmt.Sprint(i, variants[v].name))
+			start := time.Now()
+			variants[v].write(path)
+			ms[v] = append(ms[v], float64(time.Since(start).Microseconds())/1000)
+			b.StopTimer()
+			os.Remove(path)
+			b.StartTimer()
+		}
+	}
+	for v := range variants {
+		b.ReportMetric(median(ms[v]), "ms-"+variants[v].name)
+		if v > 0 {
+			b.ReportMetric(median(ms[0])/median(ms[v]), variants[v].name+"-x-plain")
+		}
+	}
+}
+
+// writePlain writes data to a new file at path through a 64 KiB bufio.Writer
+// in benchWrite pieces, fsyncs and closes it.
+func writePlain(b *testing.B, path string, data []byte) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, DefaultChunkSize)
+	for off := 0; off < len(data); off += benchWrite {
+		if _, err := bw.Write(data[off : off+benchWrite]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// writeEncrypted writes data to a new recording at path in benchWrite
+// pieces and closes it (which fsyncs).
+func writeEncrypted(b *testing.B, path string, data, dek []byte, rng io.Reader, opts ...CreateOption) {
+	w, err := Create(path, Header{RecordingID: testID}, dek, rng, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for off := 0; off < len(data); off += benchWrite {
+		if _, err := w.Write(data[off : off+benchWrite]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func median(xs []float64) float64 {
