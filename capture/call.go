@@ -61,9 +61,9 @@ func (s *stream) lane(i, slots int) *rtp.Ring {
 // party is one side of a call.
 type party struct {
 	number, name string
-	tag                string
-	sigAddr            netip.Addr
-	media              []netip.AddrPort // registered endpoints (RTP and RTCP)
+	tag          string
+	sigAddr      netip.Addr
+	media        []netip.AddrPort // registered endpoints (RTP and RTCP)
 	// codecMap is the payload types of this party's last SDP; eventPT its
 	// telephone-event type; crypto the SDES key it sends with.
 	pt       int // -1: unknown
