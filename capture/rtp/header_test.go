@@ -186,7 +186,8 @@ func BenchmarkParseRTP(b *testing.B) {
 
 // FuzzRTP checks that no input panics, that accepted packets stay inside
 // the input, re-marshal to a packet that parses the same, and that pion's
-// parser accepts what we accept with the same header fields.
+// parser accepts what we accept (without header extension) with the same
+// header fields.
 func FuzzRTP(f *testing.F) {
 	for _, d := range readUDP(f, "testdata/SIP_DTMF2.pcap")[:40] {
 		f.Add(d.Payload)
@@ -216,6 +217,12 @@ func FuzzRTP(f *testing.F) {
 		if q.Header.SSRC != p.SSRC || q.Timestamp != p.Timestamp || q.SequenceNumber != p.SequenceNumber ||
 			q.PayloadType != p.PayloadType || q.Marker != p.Marker || q.CSRC != p.CSRC || !bytes.Equal(q.Payload, p.Payload) {
 			t.Fatalf("re-parse differs")
+		}
+		if p.Extension {
+			// pion also parses RFC 8285 extension elements and rejects
+			// malformed ones (testdata/fuzz/FuzzRTP/ea1438601c7cc478);
+			// we keep the extension raw, so only compare without one
+			return
 		}
 		var pp pionrtp.Packet
 		if err := pp.Unmarshal(b); err != nil {
