@@ -18,8 +18,8 @@
 //     frame that carries no IP gets ErrUnsupported, and an IP packet of
 //     another transport (SCTP, ICMP, GRE) is returned with its Protocol and
 //     Payload so the caller can count it.
-//   - Errors wrap one of three sentinels (ErrTruncated, ErrUnsupported,
-//     ErrMalformed) and carry the numbers that failed ("ipv4 header 12 < 20").
+//   - Errors wrap one of the sentinels (ErrTruncated, ErrUnsupported,
+//     ErrMalformed, ErrFragmentOverlap) and carry the numbers that failed ("ipv4 header 12 < 20").
 //     Formatting an error for every bad frame would allocate on the packet
 //     path, so the Decoder keeps one [DecodeError] and returns a pointer to
 //     it; the message is built only when Error is called. The error is
