@@ -184,3 +184,20 @@ func BenchmarkSRTPDecrypt(b *testing.B) {
 		i++
 	}
 }
+
+func TestSRTPDecryptNoAllocs(t *testing.T) {
+	k, _ := ParseSDESInline(aliceKey)
+	d, _ := NewDecrypter(SuiteAES128HMACSHA1_80, k)
+	ds := readUDP(t, "testdata/alice_srtp.pcap")
+	dst := make([]byte, 1500)
+	var p Packet
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := d.DecryptRTP(dst, ds[i].Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}); n != 0 {
+		t.Fatalf("%v allocs per decrypt", n)
+	}
+}
