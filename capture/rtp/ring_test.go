@@ -70,7 +70,7 @@ func TestRingConcurrent(t *testing.T) {
 	case testing.Short():
 		total = 200_000
 	case raceEnabled:
-		total = 1_000_000 // ~40 s under the race detector on 2 cores
+		total = 1_000_000 // 3-40 s under the race detector on 2 shared cores
 	}
 	r, err := NewRing(1024, 64)
 	if err != nil {
