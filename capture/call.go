@@ -40,15 +40,33 @@ type stream struct {
 
 	srtpMu sync.Mutex
 	srtp   *rtp.Decrypter
+
+	// sender is the source address of the first packet: one party's voice
+	// comes from one place at a time.
+	sender atomic.Pointer[netip.AddrPort]
+}
+
+// claim reports whether packets from src belong to this stream: the first
+// sender claims it, later packets must come from the same place.
+func (s *stream) claim(src netip.AddrPort) bool {
+	if p := s.sender.Load(); p != nil {
+		return *p == src
+	}
+	if s.sender.CompareAndSwap(nil, &src) {
+		return true
+	}
+	return *s.sender.Load() == src
 }
 
 // lane returns the ring of reader i, making it on first use (the only
-// allocation on the packet path, once per stream and reader).
-func (s *stream) lane(i, slots int) *rtp.Ring {
+// allocation on the packet path, once per stream and reader). Its slots
+// fit the first payload seen (G.711 needs 160 bytes, L16 stereo 1280), so
+// no codec's packets are dropped for size.
+func (s *stream) lane(i, slots, payload int) *rtp.Ring {
 	if r := s.lanes[i].Load(); r != nil {
 		return r
 	}
-	r, err := rtp.NewRing(slots, rtp.DefaultSlotPayload)
+	r, err := rtp.NewRing(slots, slotSize(payload))
 	if err != nil {
 		return nil
 	}
@@ -57,6 +75,19 @@ func (s *stream) lane(i, slots int) *rtp.Ring {
 	}
 	return s.lanes[i].Load()
 }
+
+// slotSize is the ring slot payload for a stream whose first payload has
+// n bytes: at least the default, room for the payload to grow, at most a
+// jumbo-free MTU.
+func slotSize(n int) int {
+	size := rtp.DefaultSlotPayload
+	for size < n+n/2 && size < maxSlotPayload {
+		size *= 2
+	}
+	return min(size, maxSlotPayload)
+}
+
+const maxSlotPayload = 2048
 
 // party is one side of a call.
 type party struct {

@@ -180,6 +180,7 @@ type candidate struct {
 	good    int
 	last    int64
 	ring    *rtp.Ring
+	reader  int // the reader producing into ring
 	pt      uint8
 	plen    int
 }
@@ -207,12 +208,12 @@ func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []b
 				return
 			}
 		}
-		ring, err := rtp.NewRing(e.cfg.RingSlots, rtp.DefaultSlotPayload)
+		ring, err := rtp.NewRing(e.cfg.RingSlots, slotSize(len(pl)-n))
 		if err != nil {
 			e.mu.Unlock()
 			return
 		}
-		cd = &candidate{ssrc: h.SSRC, lastSeq: h.SequenceNumber, ring: ring, pt: h.PayloadType, plen: len(pl) - n}
+		cd = &candidate{ssrc: h.SSRC, lastSeq: h.SequenceNumber, ring: ring, reader: r.id, pt: h.PayloadType, plen: len(pl) - n}
 		e.cands[k] = cd
 	} else {
 		d := h.SequenceNumber - cd.lastSeq
@@ -259,16 +260,29 @@ func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []b
 	}
 	e.register(c, party, src, false)
 	e.register(c, 1-party, dst, false)
-	s := c.streams[party]
-	if s.lanes[r.id].CompareAndSwap(nil, cd.ring) {
-		queued := int64(cd.ring.Len())
-		s.firstPT.CompareAndSwap(0, int32(cd.pt)+1)
-		s.ssrc.Store(cd.ssrc)
-		s.lastPacket.Store(now)
-		s.packets.Add(queued)
-		e.stats.RTPPackets.Add(queued)
+	e.installCandidate(c.streams[party], cd, now)
+	// The reverse flow, if it was being watched too, is now known: its
+	// packets so far become the other party's first ones.
+	if rev := e.cands[flowKey{dst, src}]; rev != nil {
+		delete(e.cands, flowKey{dst, src})
+		e.installCandidate(c.streams[1-party], rev, now)
 	}
 	e.mu.Unlock()
+}
+
+// installCandidate makes a candidate's ring the stream's lane for the
+// reader that filled it, so the packets that proved the flow is RTP are
+// recorded too. Called with e.mu held.
+func (e *Engine) installCandidate(s *stream, cd *candidate, now int64) {
+	if !s.lanes[cd.reader].CompareAndSwap(nil, cd.ring) {
+		return
+	}
+	queued := int64(cd.ring.Len())
+	s.firstPT.CompareAndSwap(0, int32(cd.pt)+1)
+	s.ssrc.Store(cd.ssrc)
+	s.lastPacket.Store(max(cd.last, s.lastPacket.Load()))
+	s.packets.Add(queued)
+	e.stats.RTPPackets.Add(queued)
 }
 
 // decideLocalRTP picks the local side of a call without signalling from

@@ -39,6 +39,7 @@ type channel struct {
 	stats *rtp.StreamStats
 	codec audio.Codec
 	name  string
+	clock int
 }
 
 // flush is one pass over every call: create recordings that are due, move
@@ -175,22 +176,28 @@ func (e *Engine) startRecording(c *call, now int64) error {
 		}
 		chans[i].party = party
 		if pt >= 0 {
-			codec, _, name, eventPT := c.codecFor(party, uint8(pt))
+			codec, clock, name, eventPT := c.codecFor(party, uint8(pt))
 			if eventPT != 0 && uint8(pt) == eventPT {
 				// Only telephone events so far: the audio codec is not
 				// known; G.711 silence carries the timeline.
-				codec, name = audio.CodecPCMU, "PCMU"
+				codec, clock, name = audio.CodecPCMU, 8000, "PCMU"
 			}
-			chans[i].codec, chans[i].name = codec, name
+			if codec == audio.CodecL16 && clock != 8000 && clock != 16000 {
+				// The renderer plays 8 and 16 kHz; other rates are kept as
+				// captured.
+				codec = audio.CodecUnknown
+				name += "/" + strconv.Itoa(clock)
+			}
+			chans[i].codec, chans[i].name, chans[i].clock = codec, name, clock
 		}
 	}
 	// A channel without packets or SDP follows the other one.
 	for i := range chans {
 		if chans[i].name == "" {
-			chans[i].codec, chans[i].name = chans[1-i].codec, chans[1-i].name
+			chans[i].codec, chans[i].name, chans[i].clock = chans[1-i].codec, chans[1-i].name, chans[1-i].clock
 		}
 		if chans[i].name == "" {
-			chans[i].codec, chans[i].name = audio.CodecPCMU, "PCMU"
+			chans[i].codec, chans[i].name, chans[i].clock = audio.CodecPCMU, "PCMU", 8000
 		}
 		if chans[i].codec == audio.CodecUnknown {
 			playable = false
@@ -291,10 +298,12 @@ func (e *Engine) openGrid(c *call, rec *recording, start time.Time) error {
 		if i == 1 {
 			role, label = audio.RoleRemote, "remote"
 		}
-		rate := 8000
-		clock := 8000
-		if ch.codec == audio.CodecG722 {
-			rate = 16000
+		rate, clock := 8000, 8000
+		switch ch.codec {
+		case audio.CodecG722:
+			rate = 16000 // RTP clock 8000 for historic reasons (RFC 3551 §4.5.2)
+		case audio.CodecL16:
+			rate, clock = ch.clock, ch.clock
 		}
 		gch[i] = audio.GridChannel{Codec: ch.codec, Role: role, SampleRate: rate, ClockRate: clock, Label: label}
 		e.mu.Lock()
@@ -374,14 +383,17 @@ func (e *Engine) drain(c *call, rec *recording) {
 }
 
 // pullTicks writes every tick both channels have ready at capture time
-// now, or, with until ≥ 0, up to tick index until regardless.
+// now, or, at the end of a call (until ≥ 0), every tick up to index until
+// and on until both channels have given out their last packet.
 func (e *Engine) pullTicks(rec *recording, now int64, until int64) {
-	for until < 0 || rec.ticks < until {
+	for {
 		var ok0, ok1 bool
 		if until < 0 {
 			if !rec.ch[0].play.Ready(now) || !rec.ch[1].play.Ready(now) {
 				return
 			}
+		} else if rec.ticks >= until && rec.ch[0].play.Drained() && rec.ch[1].play.Drained() {
+			return
 		}
 		rec.flags[0], ok0 = rec.ch[0].play.NextTick(rec.payloads[0], now)
 		rec.flags[1], ok1 = rec.ch[1].play.NextTick(rec.payloads[1], now)

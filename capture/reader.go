@@ -121,6 +121,15 @@ func (r *Reader) udp(now int64) {
 		}
 		return
 	}
+	if !isRTCP && !s.claim(src) {
+		// Another sender on a channel that already has one, while the other
+		// party's channel has none: a media relay or B2BUA made the SDP
+		// misleading, and this is the other party's voice (RFC 3550 §8.2
+		// sources do not change address mid-stream).
+		if o := s.c.streams[1-s.party]; o.claim(src) {
+			s = o
+		}
+	}
 	if s.c.gone.Load() {
 		e.stats.AfterEnd.Add(1)
 		return
@@ -154,7 +163,7 @@ func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
 		e.stats.DecodeErrors.Add(1)
 		return
 	}
-	ring := s.lane(r.id, e.cfg.RingSlots)
+	ring := s.lane(r.id, e.cfg.RingSlots, len(pl)-n)
 	if ring == nil {
 		e.stats.RingDrops.Add(1)
 		return
