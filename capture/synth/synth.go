@@ -299,35 +299,60 @@ func Plan(cfg Config) ([]Call, error) {
 // type, microsecond timestamps) on w, frames in capture-time order across
 // all calls. Memory does not grow with the number of packets.
 func Write(w io.Writer, cfg Config) (Summary, error) {
-	if err := cfg.normalize(); err != nil {
-		return Summary{}, err
-	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	pw := pcapgo.NewWriter(bw)
-	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		return Summary{}, fmt.Errorf("%w: file header: %w", ErrWrite, err)
-	}
-	g := newGenerator(&cfg)
-	var sum Summary
+	var pw *pcapgo.Writer
 	var ci gopacket.CaptureInfo
-	err := g.run(func(t int64, frame []byte) error {
-		ci.Timestamp = cfg.Start.Add(time.Duration(t))
-		ci.CaptureLength, ci.Length = len(frame), len(frame)
-		if sum.Frames == 0 {
-			sum.First = ci.Timestamp
+	sum, err := Generate(cfg, func(ts time.Time, frame []byte) error {
+		if pw == nil {
+			pw = pcapgo.NewWriter(bw)
+			if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+				return fmt.Errorf("%w: file header: %w", ErrWrite, err)
+			}
 		}
-		sum.Last = ci.Timestamp
-		sum.Frames++
-		sum.Bytes += int64(len(frame))
-		return pw.WritePacket(ci, frame)
+		ci.Timestamp = ts
+		ci.CaptureLength, ci.Length = len(frame), len(frame)
+		if err := pw.WritePacket(ci, frame); err != nil {
+			return fmt.Errorf("%w: %w", ErrWrite, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return Summary{}, fmt.Errorf("%w: frame %d: %w", ErrWrite, sum.Frames+1, err)
+		return Summary{}, err
 	}
 	if err := bw.Flush(); err != nil {
 		return Summary{}, fmt.Errorf("%w: flush: %w", ErrWrite, err)
 	}
+	return sum, nil
+}
+
+// Generate hands every frame (Ethernet II) cfg describes to emit, in
+// capture-time order, without allocating per packet: a benchmark or test
+// can feed a capture engine directly, with no file in between. frame is
+// reused after emit returns. An error from emit stops the generation and
+// is returned wrapped, with the Summary of what was emitted so far.
+func Generate(cfg Config, emit func(ts time.Time, frame []byte) error) (Summary, error) {
+	if err := cfg.normalize(); err != nil {
+		return Summary{}, err
+	}
+	g := newGenerator(&cfg)
+	var sum Summary
+	err := g.run(func(t int64, frame []byte) error {
+		ts := cfg.Start.Add(time.Duration(t))
+		if sum.Frames == 0 {
+			sum.First = ts
+		}
+		if err := emit(ts, frame); err != nil {
+			return err
+		}
+		sum.Last = ts
+		sum.Frames++
+		sum.Bytes += int64(len(frame))
+		return nil
+	})
 	sum.Calls = g.calls
 	sum.SIP, sum.RTP, sum.Lost, sum.Reordered = g.sipN, g.rtp, g.lost, g.reordered
+	if err != nil {
+		return sum, fmt.Errorf("frame %d: %w", sum.Frames+1, err)
+	}
 	return sum, nil
 }

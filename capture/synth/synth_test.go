@@ -413,3 +413,42 @@ func writeFile(t testing.TB, dir string, cfg Config) (string, Summary) {
 	}
 	return path, sum
 }
+
+// TestGenerate: the callback sees the frames Write puts in the file, in the
+// same order with the same times, and an error from it stops generation.
+func TestGenerate(t *testing.T) {
+	cfg := Config{Calls: 3, Duration: time.Second, Seed: 11, DTMF: testDTMF[:1], Jitter: 2 * time.Millisecond}
+	file, _ := generate(t, cfg)
+	r, err := pcapgo.NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	sum, err := Generate(cfg, func(ts time.Time, frame []byte) error {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			return err
+		}
+		if !ci.Timestamp.Equal(ts) || !bytes.Equal(data, frame) {
+			t.Fatalf("frame %d differs from the file's", n+1)
+		}
+		n++
+		return nil
+	})
+	if err != nil || int64(n) != sum.Frames {
+		t.Fatalf("%d frames, summary %d, err %v", n, sum.Frames, err)
+	}
+	if _, _, err := r.ReadPacketData(); !errors.Is(err, io.EOF) {
+		t.Fatalf("file has more frames than Generate emitted: %v", err)
+	}
+	stop := errors.New("enough")
+	sum, err = Generate(cfg, func(time.Time, []byte) error {
+		if n--; n < 100 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || sum.Frames != sum.SIP+sum.RTP || sum.Frames == 0 {
+		t.Fatalf("stopped generation: %v, %+v", err, sum)
+	}
+}
