@@ -41,6 +41,7 @@ type Appliance struct {
 	store *store.Store
 	web   *webui.Server
 	ln    net.Listener
+	live  *liveCapture // nil without capture.interfaces
 }
 
 // Serve runs the appliance until ctx is cancelled, then shuts down in
@@ -92,10 +93,17 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	}
 	a.web = web
 
+	// Live capture (live.go) needs the store and is stopped before it.
+	if a.live, err = startLive(cfg, st, a.reg, log); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+
 	// Listen last, so a port that is taken fails start-up before anything
 	// else runs, and a listening port means the appliance is whole.
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
+		a.live.stop()
 		_ = st.Close()
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
@@ -115,6 +123,7 @@ func (a *Appliance) shutdown(log *slog.Logger) error {
 	if err := a.web.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		errs = append(errs, fmt.Errorf("stop http: %w", err))
 	}
+	a.live.stop() // seals every open recording, so before the store closes
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
