@@ -52,7 +52,16 @@ func (s *stream) claim(src netip.AddrPort) bool {
 	if p := s.sender.Load(); p != nil {
 		return *p == src
 	}
-	if s.sender.CompareAndSwap(nil, &src) {
+	return s.claimFirst(src)
+}
+
+// claimFirst records the first sender. It is apart from claim so that only
+// this once-per-stream path allocates (taking &src in claim would move src
+// to the heap on every packet).
+func (s *stream) claimFirst(src netip.AddrPort) bool {
+	p := new(netip.AddrPort)
+	*p = src
+	if s.sender.CompareAndSwap(nil, p) {
 		return true
 	}
 	return *s.sender.Load() == src

@@ -16,6 +16,14 @@ import (
 
 const tickMs = audio.DefaultTickMs
 
+// holdback is how far past the newest media ticks are written during a
+// call; catchUp is the gap after which a resuming packet first brings the
+// timeline up to its arrival (well inside the playout's buffer).
+const (
+	holdback = int64(3 * tickMs * int(time.Millisecond))
+	catchUp  = time.Second
+)
+
 // recording is the flusher's state for a call being recorded.
 type recording struct {
 	r        Recorder
@@ -26,8 +34,9 @@ type recording struct {
 	flags    [2]audio.TickFlag
 	payloads [2][]byte
 	ticks    int64
-	events   int // c.events already turned into bookmarks
-	marks    int // bookmarks added
+	pulledAt int64 // capture time of the last pull
+	events   int   // c.events already turned into bookmarks
+	marks    int   // bookmarks added
 	codecs   []string
 	failed   error
 }
@@ -110,8 +119,11 @@ func (e *Engine) flushCall(c *call, now int64) {
 	}
 	rec := c.rec
 	e.drain(c, rec)
-	if rec.grid != nil {
-		e.pullTicks(rec, now, -1)
+	if lm := c.lastMedia(); rec.grid != nil && lm > 0 {
+		// Ticks are written up to just past the newest media, not to now:
+		// when a call ends by timeout, the silence before its detection is
+		// not part of the call.
+		e.pullTicks(rec, min(now, lm+holdback), -1)
 	}
 	e.bookmarks(c, rec)
 	if !ended {
@@ -374,6 +386,12 @@ func (e *Engine) drain(c *call, rec *recording) {
 					}
 					return
 				}
+				if sl.Arrival-rec.pulledAt > int64(catchUp) {
+					// Media resumes after a long gap (hold, silence
+					// suppression): bring the timeline up to it first, so the
+					// packet does not land on ticks still unwritten.
+					e.pullTicks(rec, sl.Arrival, -1)
+				}
 				for _, d := range ch.play.Write(sl, payload) {
 					e.digit(c, rec, d)
 				}
@@ -386,6 +404,9 @@ func (e *Engine) drain(c *call, rec *recording) {
 // now, or, at the end of a call (until ≥ 0), every tick up to index until
 // and on until both channels have given out their last packet.
 func (e *Engine) pullTicks(rec *recording, now int64, until int64) {
+	if now > rec.pulledAt {
+		rec.pulledAt = now
+	}
 	for {
 		var ok0, ok1 bool
 		if until < 0 {
