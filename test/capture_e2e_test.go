@@ -1,0 +1,523 @@
+package test
+
+// End-to-end tests of live capture: `callvault serve` records calls it
+// only sees on a mirror port, the way an appliance on a SPAN port does.
+//
+//	netns caller (10.201.1.1)          netns callee (10.201.2.1)
+//	  sipp UAC ── cvXc0 ═══ veth ═══ cvXe0 ── sipp UAS
+//	                │ tc mirred (ingress + egress of cvXc0: both directions)
+//	              cvXm0 ═══ veth ═══ cvXm1 (root netns) ◄── callvault serve, capture.interfaces
+//
+// The mirror is a real port mirror (tc's mirred action, what Linux
+// bridges and switches do for SPAN), so the appliance sees the call only as
+// copies of frames addressed to others, never as a party to it.
+//
+// They need root (namespaces, interfaces, AF_PACKET) and sipp/tcpreplay;
+// without them they skip, saying why. CI runs as root and installs both
+// (.ci/run).
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	be "encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/audio"
+	"github.com/callvault/callvault/store/meta"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// capMasterKey is handed to the server so the test can open its store
+// after it stops.
+const capMasterKey = "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+// sippPcaps is where Debian's sip-tester keeps the RTP pcaps sipp plays.
+const sippPcaps = "/usr/share/sip-tester"
+
+// capNeedRoot skips unless the test can make network namespaces.
+func capNeedRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("live capture end-to-end tests make network namespaces and veth pairs: they need root; running as uid %d", os.Geteuid())
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("live capture end-to-end tests need iproute2's ip: " + err.Error())
+	}
+}
+
+func capNeedTool(t *testing.T, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		t.Skipf("%s is not installed (Debian package %s; .ci/run installs it): %v", tool, pkg, err)
+	}
+	return p
+}
+
+// capCmd runs a command and fails the test with its output if it fails.
+func capCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func capID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "cv" + hex.EncodeToString(b[:])
+}
+
+// capLab is the two-namespace network of a call with its mirror port.
+type capLab struct {
+	caller, callee     string // namespace names
+	callerIP, calleeIP string
+	mirror             string // root-namespace interface receiving the mirror
+}
+
+func newCapLab(t *testing.T) *capLab {
+	t.Helper()
+	capNeedRoot(t)
+	id := capID()
+	l := &capLab{caller: id + "-caller", callee: id + "-callee", callerIP: "10.201.1.1", calleeIP: "10.201.2.1", mirror: id + "m1"}
+	if out, err := exec.Command("ip", "netns", "add", l.caller).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace (ip netns add): %v: %s", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "del", l.caller).Run()
+		_ = exec.Command("ip", "netns", "del", l.callee).Run()
+		_ = exec.Command("ip", "link", "del", l.mirror).Run()
+	})
+	capCmd(t, "ip", "netns", "add", l.callee)
+	c0, e0, m0 := id+"c0", id+"e0", id+"m0"
+	capCmd(t, "ip", "link", "add", c0, "type", "veth", "peer", "name", e0)
+	capCmd(t, "ip", "link", "set", c0, "netns", l.caller)
+	capCmd(t, "ip", "link", "set", e0, "netns", l.callee)
+	capCmd(t, "ip", "link", "add", m0, "type", "veth", "peer", "name", l.mirror)
+	capCmd(t, "ip", "link", "set", m0, "netns", l.caller)
+	for _, ns := range []string{l.caller, l.callee} {
+		// No IPv6: its router solicitations and MLD reports are noise.
+		capCmd(t, "ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6")
+		capCmd(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+l.mirror+"/disable_ipv6", []byte("1"), 0o644)
+	// Two subnets, each on-link from the other side, so the caller's
+	// network can be capture.local_networks on its own.
+	capCmd(t, "ip", "-n", l.caller, "addr", "add", l.callerIP+"/24", "dev", c0)
+	capCmd(t, "ip", "-n", l.callee, "addr", "add", l.calleeIP+"/24", "dev", e0)
+	capCmd(t, "ip", "-n", l.caller, "link", "set", c0, "up")
+	capCmd(t, "ip", "-n", l.caller, "link", "set", m0, "up")
+	capCmd(t, "ip", "-n", l.callee, "link", "set", e0, "up")
+	capCmd(t, "ip", "link", "set", l.mirror, "up")
+	capCmd(t, "ip", "-n", l.caller, "route", "add", "10.201.2.0/24", "dev", c0)
+	capCmd(t, "ip", "-n", l.callee, "route", "add", "10.201.1.0/24", "dev", e0)
+	// The port mirror: every frame cvXc0 receives or sends is copied out
+	// of cvXm0, to arrive on cvXm1 in the root namespace.
+	if out, err := exec.Command("ip", "netns", "exec", l.caller, "tc", "qdisc", "add", "dev", c0, "clsact").CombinedOutput(); err != nil {
+		t.Skipf("this kernel has no clsact qdisc for the port mirror (tc qdisc add clsact): %v: %s", err, bytes.TrimSpace(out))
+	}
+	for _, dir := range []string{"ingress", "egress"} {
+		if out, err := exec.Command("ip", "netns", "exec", l.caller, "tc", "filter", "add", "dev", c0, dir,
+			"protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", m0).CombinedOutput(); err != nil {
+			t.Skipf("this kernel cannot mirror ports (tc u32 + mirred): %v: %s", err, bytes.TrimSpace(out))
+		}
+	}
+	return l
+}
+
+// capServer starts `callvault serve` capturing on iface with extra
+// config lines under capture:, and returns it with its data directory.
+func capServer(t *testing.T, iface string, captureYAML string) (*server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("data_dir: ./data\nshutdown_timeout: 30s\ncapture:\n  interfaces: [%s]\n%s", iface, captureYAML)
+	if err := os.WriteFile(filepath.Join(dir, "callvault.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, dir, []string{"CALLVAULT_MASTER_KEY=" + capMasterKey, "CALLVAULT_LOG_LEVEL=debug"}, "--config", "callvault.yaml")
+	if !strings.Contains(s.stderr.String(), "live capture started") {
+		t.Fatalf("serve with capture.interfaces did not start live capture:\n%s", s.stderr)
+	}
+	return s, dir
+}
+
+var metricLine = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+|NaN|\+Inf)$`)
+
+// capMetrics scrapes /metrics into name{labels} → value.
+func capMetrics(t *testing.T, s *server) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape /metrics: %v\n%s", err, s.stderr)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := make(map[string]float64)
+	for _, line := range strings.Split(string(b), "\n") {
+		if g := metricLine.FindStringSubmatch(line); g != nil {
+			v, _ := strconv.ParseFloat(g[3], 64)
+			m[g[1]+g[2]] = v
+		}
+	}
+	return m
+}
+
+// capWaitMetrics polls /metrics until ok accepts them.
+func capWaitMetrics(t *testing.T, s *server, what string, limit time.Duration, ok func(map[string]float64) bool) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		m := capMetrics(t, s)
+		if ok(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s; metrics now:\n%s\nserver:\n%s", limit, what, capMetricDump(m), s.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func capMetricDump(m map[string]float64) string {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, "callvault_capture_") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s %g\n", k, m[k])
+	}
+	return b.String()
+}
+
+// capStop stops the server with SIGTERM (which seals open recordings) and
+// opens its store the way the appliance did.
+func capStop(t *testing.T, s *server, dir string) *store.Store {
+	t.Helper()
+	if took, err := s.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("callvault serve did not stop cleanly after %v: %v\n%s", took, err, s.stderr)
+	}
+	if strings.Contains(s.stderr.String(), `"level":"ERROR"`) {
+		t.Errorf("the server logged errors:\n%s", s.stderr)
+	}
+	st, err := store.Open(store.Config{DataDir: filepath.Join(dir, "data"), Keys: store.KeySource{Env: capMasterKey}})
+	if err != nil {
+		t.Fatalf("open the server's store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func capRecordings(t *testing.T, st *store.Store) []meta.Recording {
+	t.Helper()
+	page, err := st.Meta().Search(meta.Query{Scope: meta.Scope{All: true}, Limit: 100, Ascending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page.Recordings
+}
+
+// TestLiveCaptureSippCall records a real SIP call between two sipp
+// instances from a port mirror: one recording, complete, two channels,
+// the caller (in capture.local_networks) local and on the left with its
+// speech, the callee's tone on the right, and the caller's RFC 4733
+// digits as DTMF bookmarks.
+func TestLiveCaptureSippCall(t *testing.T) {
+	sipp := capNeedTool(t, "sipp", "sip-tester")
+	for _, f := range []string{"g711a.pcap", "dtmf_2833_1.pcap", "dtmf_2833_2.pcap", "dtmf_2833_3.pcap"} {
+		if _, err := os.Stat(filepath.Join(sippPcaps, f)); err != nil {
+			t.Skipf("sipp's RTP pcaps are missing (%v); the sip-tester package ships them", err)
+		}
+	}
+	lab := newCapLab(t)
+	work := t.TempDir()
+	tone := filepath.Join(work, "tone1k.pcap")
+	capWriteTone(t, tone, 1000, 9*time.Second)
+	scen := func(name string, repl ...string) string {
+		b, err := os.ReadFile(filepath.Join("testdata", "capture", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(work, name)
+		if err := os.WriteFile(out, []byte(strings.NewReplacer(repl...).Replace(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	uac := scen("uac.xml", "@G711@", filepath.Join(sippPcaps, "g711a.pcap"),
+		"@DTMF1@", filepath.Join(sippPcaps, "dtmf_2833_1.pcap"),
+		"@DTMF2@", filepath.Join(sippPcaps, "dtmf_2833_2.pcap"),
+		"@DTMF3@", filepath.Join(sippPcaps, "dtmf_2833_3.pcap"))
+	uas := scen("uas.xml", "@TONE@", tone)
+
+	s, dir := capServer(t, lab.mirror, "  local_networks: [10.201.1.0/24]\n")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	sippCmd := func(ns, ip string, extra ...string) (*exec.Cmd, *syncBuffer) {
+		args := append([]string{"netns", "exec", ns, sipp, "-i", ip, "-p", "5060", "-mi", ip, "-mp", "16000",
+			"-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"}, extra...)
+		cmd := exec.CommandContext(ctx, "ip", args...)
+		cmd.Dir = work
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd, out
+	}
+	uasCmd, uasOut := sippCmd(lab.callee, lab.calleeIP, "-sf", uas)
+	if err := uasCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if uasCmd.ProcessState == nil {
+			_ = uasCmd.Process.Kill()
+			_ = uasCmd.Wait()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the UAS binds its port
+	uacCmd, uacOut := sippCmd(lab.caller, lab.callerIP, "-sf", uac, lab.calleeIP+":5060")
+	if err := uacCmd.Run(); err != nil {
+		t.Fatalf("sipp UAC: %v\n%s\nUAS:\n%s", err, capTail(uacOut.String()), capTail(uasOut.String()))
+	}
+	if err := uasCmd.Wait(); err != nil {
+		t.Fatalf("sipp UAS: %v\n%s", err, capTail(uasOut.String()))
+	}
+
+	// The BYE ends the call: the engine seals its recording and nothing
+	// stays open.
+	m := capWaitMetrics(t, s, "the call to end and be recorded", 15*time.Second, func(m map[string]float64) bool {
+		return m["callvault_capture_recordings_total"] >= 1 && m["callvault_capture_calls_active"] == 0 && m["callvault_store_recordings_open"] == 0
+	})
+	if m["callvault_capture_kernel_drops_total"] != 0 || m["callvault_capture_ring_drops_total"] != 0 {
+		t.Errorf("drops on a single call:\n%s", capMetricDump(m))
+	}
+	if m["callvault_capture_rtp_packets_total"] < 400 || m["callvault_capture_sip_messages_total"] < 6 {
+		t.Errorf("too little seen for a 9 s two-way call:\n%s", capMetricDump(m))
+	}
+	if m[`callvault_capture_interface_frames_total{interface="`+lab.mirror+`"}`] == 0 {
+		t.Errorf("no per-interface frame counter for %s:\n%s", lab.mirror, capMetricDump(m))
+	}
+
+	st := capStop(t, s, dir)
+	recs := capRecordings(t, st)
+	if len(recs) != 1 {
+		t.Fatalf("%d recordings; want exactly 1: %+v\nserver:\n%s", len(recs), recs, s.stderr)
+	}
+	r := recs[0]
+	js, _ := json.MarshalIndent(r, "", "  ")
+	t.Logf("recording:\n%s", js)
+	if r.Status != meta.StatusComplete || r.Channels != 2 || r.Source != meta.SourceMirror {
+		t.Errorf("status %q, %d channels, source %q; want complete, 2, mirror", r.Status, r.Channels, r.Source)
+	}
+	if r.LocalParty.Number != "2001" || r.RemoteParty.Number != "3001" || r.Direction != meta.DirOutgoing {
+		t.Errorf("local %+v remote %+v direction %q; want the caller 2001 local, 3001 remote, outgoing", r.LocalParty, r.RemoteParty, r.Direction)
+	}
+	if r.Duration < 7000 || r.Duration > 15000 {
+		t.Errorf("duration %d ms; the call lasted about 9 s", r.Duration)
+	}
+	var digits []string
+	for _, b := range r.Bookmarks {
+		if b.Type == meta.BookmarkDTMF {
+			// The label is the digit, then its duration: "1 (280 ms)".
+			digit, _, _ := strings.Cut(b.Label, " ")
+			digits = append(digits, digit)
+		}
+	}
+	if strings.Join(digits, ",") != "1,2,3" {
+		t.Errorf("DTMF bookmarks %q; the caller sent 1, 2, 3 (all bookmarks: %+v)", digits, r.Bookmarks)
+	}
+
+	// Render stereo: local (caller, sipp's G.711 speech) left, remote
+	// (callee, the 1 kHz tone) right.
+	var pcm bytes.Buffer
+	if err := st.Render(context.Background(), r.ID, &pcm, audio.RenderOptions{Format: audio.OutputPCM16, Layout: audio.LayoutStereo, Rate: 8000}); err != nil {
+		t.Fatal(err)
+	}
+	left, right := capDeinterleave(pcm.Bytes())
+	lLoud, lTone := capToneBlocks(left, 1000)
+	rLoud, rTone := capToneBlocks(right, 1000)
+	t.Logf("left: %d loud 20 ms blocks, %d of them 1 kHz; right: %d loud, %d of them 1 kHz", lLoud, lTone, rLoud, rTone)
+	if lLoud < 100 || rLoud < 100 {
+		t.Errorf("a channel is (nearly) silent: left %d, right %d loud 20 ms blocks of %d", lLoud, rLoud, len(left)/160)
+	}
+	if rTone < rLoud*8/10 {
+		t.Errorf("right channel: only %d of %d loud blocks are the callee's 1 kHz tone", rTone, rLoud)
+	}
+	if lTone > lLoud/10 {
+		t.Errorf("left channel: %d of %d loud blocks are the callee's tone; the caller belongs there", lTone, lLoud)
+	}
+}
+
+func capTail(s string) string {
+	if len(s) > 4000 {
+		return "…" + s[len(s)-4000:]
+	}
+	return s
+}
+
+func capDeinterleave(b []byte) (left, right []int16) {
+	for i := 0; i+4 <= len(b); i += 4 {
+		left = append(left, int16(be.LittleEndian.Uint16(b[i:])))
+		right = append(right, int16(be.LittleEndian.Uint16(b[i+2:])))
+	}
+	return left, right
+}
+
+// capToneBlocks counts 20 ms blocks (8 kHz) that are loud (RMS above
+// -40 dBFS) and, of those, the ones whose energy is mostly at freq
+// (Goertzel; 1 kHz fits 20 whole periods in a block).
+func capToneBlocks(x []int16, freq float64) (loud, tone int) {
+	const n = 160
+	coef := 2 * math.Cos(2*math.Pi*freq/8000)
+	for off := 0; off+n <= len(x); off += n {
+		var s1, s2, energy float64
+		for _, v := range x[off : off+n] {
+			f := float64(v)
+			energy += f * f
+			s := f + coef*s1 - s2
+			s2, s1 = s1, s
+		}
+		if math.Sqrt(energy/n) < 327 { // -40 dBFS
+			continue
+		}
+		loud++
+		power := s1*s1 + s2*s2 - coef*s1*s2 // |X(f)|²
+		if 2*power/(n*energy) > 0.8 {
+			tone++
+		}
+	}
+	return loud, tone
+}
+
+// capWriteTone writes a pcap of one G.711 A-law RTP stream (20 ms
+// packets) carrying a sine tone at freq, -10 dBFS, for sipp to play.
+func capWriteTone(t *testing.T, path string, freq float64, d time.Duration) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1700000000, 0)
+	packets := int(d / (20 * time.Millisecond))
+	amp := 0.316 * 32767
+	for i := 0; i < packets; i++ {
+		payload := make([]byte, 160)
+		for j := range payload {
+			n := float64(i*160 + j)
+			payload[j] = capALaw(int16(amp * math.Sin(2*math.Pi*freq*n/8000)))
+		}
+		frame := capUDPFrame([4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 4000, 4002, capRTP(8, uint16(1000+i), uint32(i*160), 0x7e57_0001, payload))
+		ci := gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i) * 20 * time.Millisecond), CaptureLength: len(frame), Length: len(frame)}
+		if err := w.WritePacket(ci, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// capALaw encodes one sample in G.711 A-law (ITU-T G.711 §A: 13-bit
+// magnitude, segment by the position of the leading one, even bits
+// inverted).
+func capALaw(s int16) byte {
+	pcm := int(s) >> 3
+	mask := byte(0xd5)
+	if pcm < 0 {
+		mask = 0x55
+		pcm = -pcm - 1
+	}
+	seg := 0
+	for end := 0x1f; seg < 8 && pcm > end; end = end<<1 | 1 {
+		seg++
+	}
+	if seg >= 8 {
+		return 0x7f ^ mask
+	}
+	v := byte(seg << 4)
+	if seg < 2 {
+		v |= byte(pcm>>1) & 0x0f
+	} else {
+		v |= byte(pcm>>seg) & 0x0f
+	}
+	return v ^ mask
+}
+
+// capRTP builds an RTP packet (RFC 3550 §5.1, no CSRC, no extension).
+func capRTP(pt uint8, seq uint16, ts, ssrc uint32, payload []byte) []byte {
+	b := make([]byte, 12+len(payload))
+	b[0], b[1] = 0x80, pt
+	be.BigEndian.PutUint16(b[2:], seq)
+	be.BigEndian.PutUint32(b[4:], ts)
+	be.BigEndian.PutUint32(b[8:], ssrc)
+	copy(b[12:], payload)
+	return b
+}
+
+// capUDPFrame wraps a UDP payload in IPv4 and Ethernet, checksums included.
+func capUDPFrame(src, dst [4]byte, sport, dport uint16, payload []byte) []byte {
+	b := make([]byte, 14+20+8+len(payload))
+	copy(b[0:6], []byte{0x02, 0, 0, 0, 0, 2})
+	copy(b[6:12], []byte{0x02, 0, 0, 0, 0, 1})
+	be.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:34]
+	ip[0] = 0x45
+	be.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
+	ip[8], ip[9] = 64, 17
+	copy(ip[12:16], src[:])
+	copy(ip[16:20], dst[:])
+	be.BigEndian.PutUint16(ip[10:], ^capSum(ip, 0))
+	udp := b[34:]
+	be.BigEndian.PutUint16(udp[0:], sport)
+	be.BigEndian.PutUint16(udp[2:], dport)
+	be.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	copy(udp[8:], payload)
+	// Pseudo-header (RFC 768): addresses, protocol, UDP length.
+	pseudo := uint32(be.BigEndian.Uint16(src[0:])) + uint32(be.BigEndian.Uint16(src[2:])) +
+		uint32(be.BigEndian.Uint16(dst[0:])) + uint32(be.BigEndian.Uint16(dst[2:])) + 17 + uint32(8+len(payload))
+	sum := ^capSum(udp, pseudo)
+	if sum == 0 {
+		sum = 0xffff
+	}
+	be.BigEndian.PutUint16(udp[6:], sum)
+	return b
+}
+
+// capSum is the Internet checksum's one's-complement sum (RFC 1071).
+func capSum(b []byte, acc uint32) uint16 {
+	for i := 0; i+1 < len(b); i += 2 {
+		acc += uint32(be.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		acc += uint32(b[len(b)-1]) << 8
+	}
+	for acc > 0xffff {
+		acc = acc>>16 + acc&0xffff
+	}
+	return uint16(acc)
+}
