@@ -75,17 +75,23 @@
 // Sixteen chunk buffers circulate between the three, and nothing is
 // allocated per chunk.
 //
-// The split was chosen by measurement (BenchmarkWrite64MiB, and
-// BenchmarkWrite64MiBInterleaved on a busy machine). Without the writeback
-// hint no split helped much, because the final fsync stayed serial. Of the
-// two-goroutine splits, hashing on the caller's goroutine balanced best, but
-// its caller (copy, seal and hash) remained the bottleneck; hashing in the
-// writer goroutine, or writing on the caller's goroutine and hashing in the
-// other, did worse. Three stages let the Go scheduler spread ~110 ms of CPU
-// work over both cores. Few buffers (3-4) lost much of the gain, since
-// one slow write call then stalls the caller. The price is about 15 % more
-// CPU in total than the synchronous Writer (hand-overs and wake-ups) and
-// 1 MiB of buffers, so the store uses it for bulk writes, not for live calls.
+// The split was chosen by measurement (an interleaved harness in the
+// history of this package, and BenchmarkWrite64MiB and
+// BenchmarkWrite64MiBInterleaved here). The writeback hint is the largest
+// single gain: without it no split got past ~0.45x plain, because the final
+// fsync stayed serial. With it, on a lightly loaded machine, three stages did
+// best (~0.99x plain in the best run), ahead of the two-goroutine splits:
+// hashing on the caller's goroutine (~0.86x; its caller, which copies, seals
+// and hashes, is the bottleneck), hashing in the writer goroutine (~0.70x),
+// or writing on the caller's goroutine and hashing in the other (~0.6x).
+// Four buffers instead of sixteen lost a good part of the gain, since one
+// slow write call then stalls the caller. On a machine whose other processes
+// keep both cores busy, every split fell to ~0.55x: the Writer needs about
+// 3.5 times the CPU of plain writes (~135 ms against ~38 ms per 64 MiB,
+// about 25 ms more than the synchronous Writer, mostly the writeback calls),
+// and overlap cannot make up for a core it does not get. Pipelined is
+// therefore meant for bulk writes, not for live calls, which also should not
+// pay its 1 MiB of buffers.
 //
 // # Crashes
 //
