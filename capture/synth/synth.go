@@ -162,8 +162,8 @@ type Call struct {
 
 	key  [2]uint64
 	step [2]uint32
-	// lossPermille etc. are copied from the Config, so Timeline and
-	// Lost can regenerate the loss pattern.
+	// loss is Config.LossPct, kept so Kind and Timeline can regenerate
+	// the loss pattern.
 	loss float64
 }
 
@@ -185,8 +185,8 @@ type SentDigit struct {
 	Symbol byte
 	Event  uint8
 	// Slot is the first event packet's slot; Slots counts update packets
-	// (the last with the end bit) and End the three end packets'
-	// duration in timestamp units.
+	// (the last of them with the end bit, then two more copies of it);
+	// Duration is the final duration in timestamp units.
 	Slot, Slots int
 	TS          uint32
 	Duration    uint16
