@@ -81,10 +81,10 @@ func signal(n int) []byte {
 	return b
 }
 
-func record(t *testing.T, s *Store, rec meta.Recording, data []byte) meta.Recording {
+func record(t *testing.T, s *Store, rec meta.Recording, data []byte, opts ...CreateOption) meta.Recording {
 	t.Helper()
 	ctx := context.Background()
-	r, err := s.Create(ctx, rec)
+	r, err := s.Create(ctx, rec, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +152,19 @@ func TestRecordAndRead(t *testing.T) {
 // TestNoClearAudioOnDisk writes a known signal as a live recording, a
 // sealed one and one read back, then searches every byte of every file
 // under the data directory for any 32-byte window of it.
+func TestBulkRecording(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	data := signal(3 << 20)
+	rec := record(t, s, newRecording(time.Now(), meta.FormatWAV), data, Bulk())
+	raw, _ := os.ReadFile(filepath.Join(s.hotRoot, rec.File.Path))
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != rec.File.SHA256 || rec.Size != int64(len(data)) {
+		t.Fatal("bulk recording: seal hash or size wrong")
+	}
+	if !bytes.Equal(readAll(t, s, rec.ID), data) {
+		t.Fatal("bulk recording reads back different")
+	}
+}
+
 func TestNoClearAudioOnDisk(t *testing.T) {
 	dir, archive := t.TempDir(), t.TempDir()
 	s := openStore(t, dir, func(c *Config) {
