@@ -86,17 +86,20 @@ func (s *stream) lane(i, slots, payload int) *rtp.Ring {
 }
 
 // slotSize is the ring slot payload for a stream whose first payload has
-// n bytes: at least the default, room for the payload to grow, at most a
-// jumbo-free MTU.
+// n bytes: room for half as much again (a sender switching to a longer
+// ptime), at most a jumbo-free MTU.
 func slotSize(n int) int {
-	size := rtp.DefaultSlotPayload
+	size := minSlotPayload
 	for size < n+n/2 && size < maxSlotPayload {
 		size *= 2
 	}
 	return min(size, maxSlotPayload)
 }
 
-const maxSlotPayload = 2048
+const (
+	minSlotPayload = 256 // 20 ms of G.711 (160 bytes) with room
+	maxSlotPayload = 2048
+)
 
 // party is one side of a call.
 type party struct {

@@ -90,6 +90,8 @@ func (c *Config) setDefaults() {
 		c.OrphanPackets = 8
 	}
 	if c.RingSlots <= 0 {
+		// 64 slots are 1.3 s of 20 ms packets: flushers sweep every 20 ms,
+		// the rest absorbs bursts (a replay faster than real time, a stall).
 		c.RingSlots = 64
 	}
 	if c.FlushEvery <= 0 {

@@ -27,13 +27,17 @@ type Sink interface {
 	Apply(ctx context.Context, cmd meta.Command) (meta.Result, error)
 }
 
+// liveChunkSize is the recording-file chunk for captured calls: about one
+// second of stereo G.711 in the grid, the store's flush interval.
+const liveChunkSize = 16 << 10
+
 // StoreSink adapts a *store.Store to Sink.
 func StoreSink(s *store.Store) Sink { return storeSink{s} }
 
 type storeSink struct{ s *store.Store }
 
 func (s storeSink) Create(ctx context.Context, rec meta.Recording) (Recorder, error) {
-	r, err := s.s.Create(ctx, rec)
+	r, err := s.s.Create(ctx, rec, store.ChunkSize(liveChunkSize))
 	if err != nil {
 		return nil, err
 	}
