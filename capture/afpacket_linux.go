@@ -32,6 +32,13 @@ package capture
 // compiled, in the text form `tcpdump -ddd EXPR` prints (see ParseBPF);
 // with none, every frame is read and the decoder discards what is not
 // IP (the decoder is cheaper than most filters would be).
+//
+// VLANs: the kernel strips the outer 802.1Q tag of received frames (VLAN
+// offload) and reports it beside the frame; frames reach the Reader
+// untagged, so calls are told apart by address and port, not by VLAN.
+// afpacket boxes that tag into CaptureInfo.AncillaryData, one small
+// allocation per tagged frame: the one exception to a packet path that
+// allocates nothing, which only a ring reader of our own would remove.
 
 import (
 	"context"

@@ -17,6 +17,7 @@ package test
 // (.ci/run).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -634,4 +635,234 @@ func TestLiveCaptureReplayNoLoss(t *testing.T) {
 	if livePackets != capDTMF2RTP || impPackets != capDTMF2RTP {
 		t.Errorf("RTP packets in the recordings: live %d, import %d; the capture has %d", livePackets, impPackets, capDTMF2RTP)
 	}
+}
+
+// TestLiveCaptureRate finds the highest replay rate `callvault serve`
+// captures without loss. A generator streams an endless capture of calls
+// (SIP + two-way G.711 at 20 ms, 200 concurrent, each 10 s, every call
+// with its own Call-ID, addresses and ports) into tcpreplay, which sends
+// it at a fixed rate for CALLVAULT_BENCH_LIVE_SECONDS (default 60); the
+// rates rise (CALLVAULT_BENCH_LIVE_RATES overrides them) until frames are
+// lost. Each rate is reported with the server's CPU use (from
+// /proc/PID/stat). Minutes long and machine-dependent, so it runs only
+// with CALLVAULT_BENCH_LIVE=1.
+func TestLiveCaptureRate(t *testing.T) {
+	if os.Getenv("CALLVAULT_BENCH_LIVE") != "1" {
+		t.Skip("the live capture rate run takes minutes and measures this machine: set CALLVAULT_BENCH_LIVE=1 to run it")
+	}
+	tcpreplay := capNeedTool(t, "tcpreplay", "tcpreplay")
+	seconds := 60
+	if v := os.Getenv("CALLVAULT_BENCH_LIVE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CALLVAULT_BENCH_LIVE_SECONDS=%q is not a number of seconds", v)
+		}
+		seconds = n
+	}
+	rates := []int{25000, 50000, 100000, 150000, 200000, 300000, 400000}
+	if v := os.Getenv("CALLVAULT_BENCH_LIVE_RATES"); v != "" {
+		rates = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				t.Fatalf("CALLVAULT_BENCH_LIVE_RATES=%q: %q is not a rate", v, f)
+			}
+			rates = append(rates, n)
+		}
+	}
+	// best: no loss at all so far; bestSocket: every frame read, no
+	// kernel drop (ring drops aside).
+	best, bestSocket, ringLoss := 0.0, 0.0, false
+	for _, rate := range rates {
+		tx, rx := capVeth(t)
+		s, dir := capServer(t, rx, "")
+		want := int64(rate) * int64(seconds)
+		cmd := exec.Command(tcpreplay, "-i", tx, "--pps", strconv.Itoa(rate), "-")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cpu0 := capCPU(t, s.cmd.Process.Pid)
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		genErr := capStreamCalls(stdin, want)
+		stdin.Close()
+		if err := cmd.Wait(); err != nil || genErr != nil {
+			t.Fatalf("tcpreplay: %v (generator: %v)\n%s", err, genErr, out.String())
+		}
+		wall := time.Since(start)
+		g := tcpreplayActual.FindStringSubmatch(out.String())
+		if g == nil {
+			t.Fatalf("tcpreplay printed no packet count:\n%s", out.String())
+		}
+		sent, _ := strconv.ParseFloat(g[1], 64)
+		key := `callvault_capture_interface_frames_total{interface="` + rx + `"}`
+		deadline := time.Now().Add(10 * time.Second)
+		var m map[string]float64
+		for {
+			m = capMetrics(t, s)
+			if m[key] >= sent || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		cpu := capCPU(t, s.cmd.Process.Pid) - cpu0
+		capStop(t, s, dir)
+		_ = exec.Command("ip", "link", "del", tx).Run()
+		achieved := sent / wall.Seconds()
+		t.Logf("rate %7d pps asked, %9.0f achieved, %9.0f frames: read %9.0f, kernel drops %6.0f, ring drops %6.0f, "+
+			"RTP %9.0f, calls %6.0f, longest flush %.3f s; server CPU %.2f s in %.1f s = %.2f cores",
+			rate, achieved, sent, m[key], m["callvault_capture_kernel_drops_total"], m["callvault_capture_ring_drops_total"],
+			m["callvault_capture_rtp_packets_total"], m["callvault_capture_calls_total"], m["callvault_capture_flush_max_seconds"],
+			cpu, wall.Seconds(), cpu/wall.Seconds())
+		// The socket side (frames read, kernel drops) is the source's
+		// limit; ring drops are the flushers falling behind.
+		if sent-m[key] > 0 || m["callvault_capture_kernel_drops_total"] > 0 {
+			break
+		}
+		bestSocket = achieved
+		if m["callvault_capture_ring_drops_total"] > 0 {
+			ringLoss = true
+		}
+		if !ringLoss {
+			best = achieved
+		}
+	}
+	t.Logf("highest rate without loss: %.0f frames/s end to end (no kernel or ring drop); %.0f frames/s read without a kernel drop", best, bestSocket)
+	if best == 0 {
+		t.Errorf("frames were lost (ring drops: flushers behind) even at %d frames/s", rates[0])
+	}
+}
+
+// capCPU is the user+system CPU seconds process pid has used
+// (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s).
+func capCPU(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces; fields count from after it.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
+// capStreamCalls writes a pcap of limit frames to w: answered calls, one
+// starting every 50 ms of capture time and lasting 10 s (so 200 run at
+// once, 20,000 frames/s at real time), each with SIP over UDP (INVITE and
+// 200 with SDP, ACK, then BYE and 200) and two-way G.711 A-law at 20 ms.
+// Every call has its own Call-ID, addresses and ports.
+func capStreamCalls(w io.Writer, limit int64) error {
+	const (
+		tick        = 20 * time.Millisecond
+		ticksPerNew = 50 / 20.0 // a call every 50 ms
+		callTicks   = 500       // 10 s
+	)
+	bw := bufio.NewWriterSize(w, 1<<20)
+	pw := pcapgo.NewWriter(bw)
+	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		return err
+	}
+	t0 := time.Unix(1700000000, 0)
+	var written int64
+	emit := func(at time.Duration, b []byte) error {
+		if written >= limit {
+			return io.EOF
+		}
+		written++
+		return pw.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(at), CaptureLength: len(b), Length: len(b)}, b)
+	}
+	payload := make([]byte, 160)
+	for j := range payload {
+		payload[j] = capALaw(int16(8000 * math.Sin(2*math.Pi*440*float64(j)/8000)))
+	}
+	type call struct {
+		i, ticks int
+		a, b     [4]byte
+		ap, bp   uint16
+	}
+	addrs := func(i int) (a, b [4]byte, ap, bp uint16) {
+		// 2^20 calls before addresses repeat: 14 hours of capture time.
+		a = [4]byte{10, byte(64 + i>>16&15), byte(i >> 8), byte(i)}
+		b = [4]byte{10, byte(128 + i>>16&15), byte(i >> 8), byte(i)}
+		return a, b, uint16(20000 + 2*(i%20000)), uint16(20000 + 2*(i%20000))
+	}
+	sdp := func(ip [4]byte, port uint16) string {
+		addr := fmt.Sprintf("%d.%d.%d.%d", ip[0], ip[1], ip[2], ip[3])
+		return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n", addr, addr, port)
+	}
+	sip := func(c *call, first, cseq, body string, toTag bool) []byte {
+		tag := ""
+		if toTag {
+			tag = ";tag=b"
+		}
+		s := fmt.Sprintf("%s\r\nVia: SIP/2.0/UDP %d.%d.%d.%d:5060;branch=z9hG4bK%d\r\nFrom: <sip:%d@callvault.test>;tag=a\r\n"+
+			"To: <sip:%d@callvault.test>%s\r\nCall-ID: rate-%d@callvault.test\r\nCSeq: %s\r\nMax-Forwards: 70\r\n",
+			first, c.a[0], c.a[1], c.a[2], c.a[3], c.i, 100000+c.i%100000, 500000+c.i%100000, tag, c.i, cseq)
+		if body != "" {
+			s += fmt.Sprintf("Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		} else {
+			s += "Content-Length: 0\r\n\r\n"
+		}
+		return []byte(s)
+	}
+	var active []*call
+	next := 0
+	for k := 0; ; k++ {
+		now := time.Duration(k) * tick
+		for float64(next) <= float64(k)/ticksPerNew {
+			c := &call{i: next}
+			c.a, c.b, c.ap, c.bp = addrs(next)
+			next++
+			ruri := fmt.Sprintf("sip:%d@callvault.test SIP/2.0", 500000+c.i%100000)
+			for _, f := range [][]byte{
+				capUDPFrame(c.a, c.b, 5060, 5060, sip(c, "INVITE "+ruri, "1 INVITE", sdp(c.a, c.ap), false)),
+				capUDPFrame(c.b, c.a, 5060, 5060, sip(c, "SIP/2.0 200 OK", "1 INVITE", sdp(c.b, c.bp), true)),
+				capUDPFrame(c.a, c.b, 5060, 5060, sip(c, "ACK "+ruri, "1 ACK", "", true)),
+			} {
+				if err := emit(now, f); err != nil {
+					return capFlushEOF(bw, err)
+				}
+			}
+			active = append(active, c)
+		}
+		kept := active[:0]
+		for _, c := range active {
+			seq, ts := uint16(c.ticks), uint32(c.ticks*160)
+			if err := emit(now, capUDPFrame(c.a, c.b, c.ap, c.bp, capRTP(8, seq, ts, uint32(0xa0000000+c.i), payload))); err != nil {
+				return capFlushEOF(bw, err)
+			}
+			if err := emit(now, capUDPFrame(c.b, c.a, c.bp, c.ap, capRTP(8, seq, ts, uint32(0xb0000000+c.i), payload))); err != nil {
+				return capFlushEOF(bw, err)
+			}
+			c.ticks++
+			if c.ticks < callTicks {
+				kept = append(kept, c)
+				continue
+			}
+			ruri := fmt.Sprintf("sip:%d@callvault.test SIP/2.0", 500000+c.i%100000)
+			if err := emit(now, capUDPFrame(c.a, c.b, 5060, 5060, sip(c, "BYE "+ruri, "2 BYE", "", true))); err != nil {
+				return capFlushEOF(bw, err)
+			}
+			if err := emit(now, capUDPFrame(c.b, c.a, 5060, 5060, sip(c, "SIP/2.0 200 OK", "2 BYE", "", true))); err != nil {
+				return capFlushEOF(bw, err)
+			}
+		}
+		active = kept
+	}
+}
+
+// capFlushEOF ends a stream: io.EOF (the frame limit) is the normal end.
+func capFlushEOF(bw *bufio.Writer, err error) error {
+	if err == io.EOF {
+		return bw.Flush()
+	}
+	return err
 }
