@@ -68,12 +68,7 @@ func (l *liveCapture) stop() {
 // The only label is the interface name, one series per configured
 // interface.
 func registerCaptureMetrics(reg prometheus.Registerer, s *capture.Stats, ifaces []*capture.LiveInterfaceStats) error {
-	counter := func(name, help string, f func() int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
-	}
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
-	}
+	counter, gauge := counterFunc, gaugeFunc
 	seconds := func(f func() int64) func() float64 { return func() float64 { return float64(f()) / 1e9 } }
 	cs := []prometheus.Collector{
 		counter("callvault_capture_packets_total", "Frames handed to capture.", s.Packets.Load),

@@ -24,3 +24,14 @@ func newRegistry(b Build) *prometheus.Registry {
 	reg.MustRegister(info)
 	return reg
 }
+
+// counterFunc exports a counter kept by a subsystem's Stats atomics
+// (store and capture cannot import Prometheus: it imports net/http).
+func counterFunc(name, help string, f func() int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+}
+
+// gaugeFunc exports a gauge read at scrape time.
+func gaugeFunc(name, help string, f func() float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+}

@@ -61,12 +61,7 @@ func announceCreated(st *store.Store, stderr io.Writer) {
 // registerStoreMetrics exports the store's counters.
 func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
 	s := st.Stats()
-	counter := func(name, help string, f func() int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
-	}
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
-	}
+	counter, gauge := counterFunc, gaugeFunc
 	b2f := func(b bool) float64 {
 		if b {
 			return 1

@@ -19,9 +19,9 @@ import (
 
 const testMasterKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
-// importInto imports capture files into a fresh store and returns it with
-// the engine's call summaries.
-func importInto(t *testing.T, cfg Config, files ...string) (*store.Store, []CallSummary, *Stats) {
+// testStore opens a store in a temp dir and checks the metadata's
+// invariants when the test ends.
+func testStore(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(store.Config{DataDir: t.TempDir(), Keys: store.KeySource{Env: testMasterKey}})
 	if err != nil {
@@ -33,6 +33,14 @@ func importInto(t *testing.T, cfg Config, files ...string) (*store.Store, []Call
 		}
 		st.Close()
 	})
+	return st
+}
+
+// importInto imports capture files into a fresh store and returns it with
+// the engine's call summaries.
+func importInto(t *testing.T, cfg Config, files ...string) (*store.Store, []CallSummary, *Stats) {
+	t.Helper()
+	st := testStore(t)
 	e := New(cfg, StoreSink(st))
 	for _, f := range files {
 		r := e.NewReader()

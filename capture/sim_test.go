@@ -27,16 +27,7 @@ type sim struct {
 
 func newSim(t *testing.T, cfg Config) *sim {
 	t.Helper()
-	st, err := store.Open(store.Config{DataDir: t.TempDir(), Keys: store.KeySource{Env: testMasterKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Meta().Check(); err != nil {
-			t.Errorf("metadata invariants: %v", err)
-		}
-		st.Close()
-	})
+	st := testStore(t)
 	e := New(cfg, StoreSink(st))
 	return &sim{t: t, e: e, r: e.NewReader(), st: st, now: time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)}
 }
