@@ -82,19 +82,30 @@ func newGridStream(g *GridReader, p plan, first int64) (*gridStream, error) {
 }
 
 func (s *gridStream) pull(maxFrames int) ([]int16, error) {
-	for len(s.pending) == 0 {
-		if err := s.fill(); err != nil {
+	return pullFrames(&s.pending, &s.skip, s.p.outCh, maxFrames, func() bool { return false }, s.fill)
+}
+
+// pullFrames hands out up to maxFrames interleaved frames of pending,
+// refilling it with fill and first dropping skip frames (the part of the
+// first block before the start a seek asked for). It returns nil, nil
+// once done reports the source exhausted.
+func pullFrames(pending *[]int16, skip *int, outCh, maxFrames int, done func() bool, fill func() error) ([]int16, error) {
+	for len(*pending) == 0 {
+		if done() {
+			return nil, nil
+		}
+		if err := fill(); err != nil {
 			return nil, err
 		}
-		if s.skip > 0 {
-			drop := min(s.skip, len(s.pending)/s.p.outCh)
-			s.pending = s.pending[drop*s.p.outCh:]
-			s.skip -= drop
+		if *skip > 0 {
+			drop := min(*skip, len(*pending)/outCh)
+			*pending = (*pending)[drop*outCh:]
+			*skip -= drop
 		}
 	}
-	n := min(maxFrames*s.p.outCh, len(s.pending))
-	out := s.pending[:n]
-	s.pending = s.pending[n:]
+	n := min(maxFrames*outCh, len(*pending))
+	out := (*pending)[:n]
+	*pending = (*pending)[n:]
 	return out, nil
 }
 
@@ -215,23 +226,7 @@ func newUploadStream(src *Source, p plan, first int64) (*uploadStream, error) {
 }
 
 func (s *uploadStream) pull(maxFrames int) ([]int16, error) {
-	for len(s.pending) == 0 {
-		if s.eof {
-			return nil, nil
-		}
-		if err := s.fill(); err != nil {
-			return nil, err
-		}
-		if s.skip > 0 {
-			drop := min(s.skip, len(s.pending)/s.p.outCh)
-			s.pending = s.pending[drop*s.p.outCh:]
-			s.skip -= drop
-		}
-	}
-	n := min(maxFrames*s.p.outCh, len(s.pending))
-	out := s.pending[:n]
-	s.pending = s.pending[n:]
-	return out, nil
+	return pullFrames(&s.pending, &s.skip, s.p.outCh, maxFrames, func() bool { return s.eof }, s.fill)
 }
 
 func (s *uploadStream) fill() error {
