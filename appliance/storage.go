@@ -80,6 +80,7 @@ func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
 		counter("callvault_store_disk_full_errors_total", "Recordings refused or cut short because the hot tier was full.", s.DiskFullErrors.Load),
 		gauge("callvault_store_disk_full", "1 while the hot tier is below storage.min_free_bytes.", func() float64 { return b2f(s.DiskFull.Load()) }),
 		counter("callvault_store_read_errors_total", "Recordings that could not be opened for reading.", s.ReadErrors.Load),
+		counter("callvault_store_flush_syncs_total", "fsync and syncfs calls of the once-a-second flusher of open recordings.", s.Syncs.Load),
 		counter("callvault_tier_moved_total", "Recordings moved to the archive tier.", s.TierMoved.Load),
 		counter("callvault_tier_moved_bytes_total", "Bytes moved to the archive tier.", s.TierMovedBytes.Load),
 		counter("callvault_tier_errors_total", "Failed moves to the archive tier.", s.TierErrors.Load),

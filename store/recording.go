@@ -178,21 +178,50 @@ func (r *Recorder) Available() int {
 	return r.w.Available()
 }
 
-// Flush seals what was written so far into a chunk and fsyncs it.
+// Flush seals what was written so far into a chunk and fsyncs it. The
+// fsync runs outside the recorder's lock, so a producer writing the next
+// second of audio does not wait for the disk.
 func (r *Recorder) Flush() error {
+	need, err := r.seal()
+	if err != nil || !need {
+		return err
+	}
+	return r.syncFile()
+}
+
+// seal seals the current chunk under the lock and reports whether the file
+// owes an fsync (see recfile.Writer.Seal).
+func (r *Recorder) seal() (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if r.err != nil {
-		return r.err
+		return false, r.err
 	}
-	if err := r.w.Flush(); err != nil {
+	need, err := r.w.Seal()
+	if err != nil {
 		r.err = r.s.classify(fmt.Errorf("flush recording %s: %w", r.id, err))
-		return r.err
+		return false, r.err
 	}
-	return nil
+	return need, nil
+}
+
+// syncFile fsyncs the file without holding the lock. A recording closed
+// meanwhile was fsynced by Close; a failed fsync makes the recording's
+// error sticky, so Close recovers it up to its last good chunk.
+func (r *Recorder) syncFile() error {
+	err := r.w.SyncFile()
+	if err == nil || errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil && !r.closed {
+		r.err = r.s.classify(fmt.Errorf("flush recording %s: %w", r.id, err))
+	}
+	return r.s.classify(fmt.Errorf("flush recording %s: %w", r.id, err))
 }
 
 // Close seals the recording: the last chunk is written, the file fsynced,

@@ -21,4 +21,5 @@ type Stats struct {
 	TierErrors        atomic.Int64 // failed moves (archive unmounted, read-only, hash mismatch)
 	ArchiveDown       atomic.Bool  // the archive tier is unavailable now
 	ReadErrors        atomic.Int64 // recordings that could not be opened for reading
+	Syncs             atomic.Int64 // fsync/syncfs calls of the once-a-second flusher
 }

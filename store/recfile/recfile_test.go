@@ -467,3 +467,41 @@ func TestConcurrentReadAt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSealThenSyncFile: Seal writes the chunk without fsyncing and reports
+// once that a sync is owed; SyncFile after Close says the file is closed.
+func TestSealThenSyncFile(t *testing.T) {
+	dek := testDEK(2)
+	path := filepath.Join(t.TempDir(), "r")
+	w, err := Create(path, Header{RecordingID: testID, ChunkSize: 100}, dek, testRand(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if need, err := w.Seal(); err != nil || need {
+		t.Fatalf("Seal of a fresh file: need %v err %v, want false (Create fsynced the header)", need, err)
+	}
+	w.Write(pattern(3, 30))
+	need, err := w.Seal()
+	if err != nil || !need {
+		t.Fatalf("Seal after a write: need %v err %v", need, err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != HeaderSize+30+Overhead {
+		t.Fatalf("after Seal the file is %d bytes, want the chunk written", fi.Size())
+	}
+	if need, _ := w.Seal(); need {
+		t.Fatal("second Seal with nothing new still owes a sync")
+	}
+	if err := w.SyncFile(); err != nil {
+		t.Fatal(err)
+	}
+	w.Write(pattern(3, 250)) // fills and writes two chunks by itself
+	if need, _ := w.Seal(); !need {
+		t.Fatal("chunks written by Write do not count as owing a sync")
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SyncFile(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("SyncFile after Close: %v, want os.ErrClosed", err)
+	}
+}

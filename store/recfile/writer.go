@@ -34,6 +34,7 @@ type Writer struct {
 	hash      hash.Hash
 	err       error // sticky: after a failed write the file is unusable
 	done      bool
+	unsynced  bool // chunks written since the last fsync (see Seal)
 	// pipe is the goroutines of a Pipelined Writer, nil otherwise. They own
 	// the file's writes and hash until pipe.stop.
 	pipe *pipeline
@@ -157,6 +158,41 @@ func (w *Writer) Flush() error {
 	return w.sync()
 }
 
+// Seal seals the buffered bytes, if any, into a chunk without fsyncing
+// it, and reports whether the file holds chunks not yet fsynced (the
+// report resets: the caller then owes a SyncFile). A sealed chunk is in the
+// page cache: it survives the process being killed, not a power cut, until
+// SyncFile. A store flushing thousands of live recordings seals each under
+// its lock and then makes them all durable at once. A pipelined Writer
+// cannot separate the two and does a full Flush (needSync false).
+func (w *Writer) Seal() (needSync bool, err error) {
+	if w.pipe != nil {
+		return false, w.Flush()
+	}
+	if err := w.usable(); err != nil {
+		return false, err
+	}
+	if w.n > 0 {
+		if err := w.sealChunk(0); err != nil {
+			return false, err
+		}
+	}
+	needSync, w.unsynced = w.unsynced, false
+	return needSync, nil
+}
+
+// SyncFile fsyncs the file. Unlike every other method it may run while
+// another goroutine uses the Writer (os.File serialises the descriptor's
+// use with its close), so a long fsync does not block writes; after Close
+// it returns an error wrapping os.ErrClosed (Close fsyncs by itself). It
+// does not make the error sticky: the caller decides.
+func (w *Writer) SyncFile() error {
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("recfile: fsync %s: %w", w.path, err)
+	}
+	return nil
+}
+
 // sync fsyncs the file. A pipelined Writer has its writer goroutine do it,
 // after the chunks queued before, and waits for the answer.
 func (w *Writer) sync() error {
@@ -166,6 +202,7 @@ func (w *Writer) sync() error {
 		}
 		return nil
 	}
+	w.unsynced = false
 	if err := w.f.Sync(); err != nil {
 		return w.fail(fmt.Errorf("recfile: fsync %s: %w", w.path, err))
 	}
@@ -255,6 +292,7 @@ func (w *Writer) sealChunk(flags byte) error {
 		if _, err := w.f.Write(out); err != nil {
 			return w.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err))
 		}
+		w.unsynced = true
 		w.hash.Write(out)
 	}
 	w.sealed += int64(w.n)
