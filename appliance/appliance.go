@@ -84,9 +84,10 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	}
 
 	web, err := webui.New(webui.Config{
-		SecureCookies: cfg.HTTP.TLS,
-		Version:       o.Build.Version,
-	}, log, a.reg, a.reg, accounts{st}, st)
+		SecureCookies:        cfg.HTTP.TLS,
+		Version:              o.Build.Version,
+		DefaultRetentionDays: cfg.Storage.DefaultRetentionDays,
+	}, log, a.reg, a.reg, accounts{st}, st, webData(st))
 	if err != nil {
 		_ = st.Close()
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -81,9 +82,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	username := r.PostFormValue("username")
 	password := r.PostFormValue("password")
+	key := accountKey("", username)
+	if wait := s.loginBlocked(r, key); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		s.render(w, "login.html", http.StatusTooManyRequests, pageData{Title: "Sign in", Error: "Too many failed sign-ins. Wait a minute and try again.", Username: username})
+		return
+	}
 	acct, err := s.accounts.AccountByName(username)
 	switch {
-	case err == nil && !acct.Disabled && VerifyPassword(acct.PasswordHash, password) == nil:
+	case err == nil && !acct.Disabled && s.verifyAccount(acct, password):
 	case err != nil && !errors.Is(err, ErrNoAccount):
 		s.log.Error("sign-in lookup failed", "err", err)
 		s.metrics.logins.WithLabelValues("error").Inc()
@@ -93,13 +100,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// Spend the same time as a real check so response timing does not
 			// tell which user names exist.
-			_ = VerifyPassword(dummyHash, password)
+			s.burnVerify(password)
 		}
+		s.failed(r, key)
 		s.log.Warn("sign-in failed", "user", username, "remote", r.RemoteAddr)
 		s.metrics.logins.WithLabelValues("failure").Inc()
 		s.render(w, "login.html", http.StatusUnauthorized, pageData{Title: "Sign in", Error: "Wrong user name or password.", Username: username})
 		return
 	}
+	s.byAccount.reset(key)
 	id, _ := s.sess.create(acct.ID, acct.Username, acct.Role)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
@@ -108,6 +117,30 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("signed in", "user", acct.Username, "remote", r.RemoteAddr)
 	s.metrics.logins.WithLabelValues("success").Inc()
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// loginBlocked returns how long the sign-in form must wait (zero: not
+// blocked), counting the block in the metric.
+func (s *Server) loginBlocked(r *http.Request, acctKey string) time.Duration {
+	wait, kind := s.byAddress.blocked("addr:"+clientAddr(r)), "address"
+	if aw := s.byAccount.blocked(acctKey); aw > wait {
+		wait, kind = aw, "account"
+	}
+	if wait > 0 {
+		s.metrics.throttled.WithLabelValues(kind).Inc()
+	}
+	return wait
+}
+
+// verifyAccount checks a sign-in form's password like the API does, through
+// the argon2 slots (the form uses no cache: a browser signs in once).
+func (s *Server) verifyAccount(acct Account, password string) bool {
+	if acct.PasswordHash == "" {
+		return false
+	}
+	s.argonSlots <- struct{}{}
+	defer func() { <-s.argonSlots }()
+	return VerifyPassword(acct.PasswordHash, password) == nil
 }
 
 // dummyHash is a valid argon2id hash of a random password, checked against

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -19,15 +18,6 @@ const (
 	argonThreads = 2
 	argonKeyLen  = 32
 	argonSaltLen = 16
-)
-
-var (
-	// ErrBadHash is returned for a stored hash that is not an argon2id PHC string.
-	ErrBadHash = errors.New("password hash is not argon2id")
-	// ErrPasswordMismatch is returned when a password does not match its hash.
-	ErrPasswordMismatch = errors.New("password does not match")
-	// ErrWeakPassword is returned for a password too short to keep.
-	ErrWeakPassword = errors.New("password too short")
 )
 
 // MinPasswordLen is the shortest password an account may have.

@@ -39,6 +39,14 @@ type Config struct {
 	SecureCookies bool
 	// Version is shown in the page footer.
 	Version string
+	// DefaultRetentionDays is storage.default_retention_days: an upload
+	// whose start lies further back is refused with 409, since retention
+	// would delete it at once. 0 keeps recordings forever.
+	DefaultRetentionDays int
+	// MaxUploadBytes limits an uploaded file; 0 means DefaultMaxUploadBytes.
+	MaxUploadBytes int64
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
 }
 
 // Account is what the web UI needs to know of a user to sign them in.
@@ -55,9 +63,6 @@ type Accounts interface {
 	AccountByName(username string) (Account, error)
 }
 
-// ErrNoAccount is what Accounts returns for an unknown user name.
-var ErrNoAccount = errors.New("no such account")
-
 // Readiness reports whether the appliance can serve (storage open, and in
 // a cluster, joined). A nil error means ready.
 type Readiness interface {
@@ -70,11 +75,19 @@ type Server struct {
 	log      *slog.Logger
 	accounts Accounts
 	ready    Readiness
+	data     Data
+	now      func() time.Time
 	pages    *template.Template
 	sess     *sessions
 	mux      *http.ServeMux
 	handler  http.Handler
 	metrics  *httpMetrics
+
+	// Sign-in protection shared by the form and the API (authn.go).
+	byAccount  *throttle
+	byAddress  *throttle
+	verified   *verifyCache
+	argonSlots chan struct{}
 
 	srv      *http.Server
 	stopOnce sync.Once
@@ -86,10 +99,26 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
+	// throttled counts sign-ins answered 429, by the limit that hit
+	// (account or address).
+	throttled   *prometheus.CounterVec
+	denied      *prometheus.CounterVec
+	uploads     *prometheus.CounterVec
+	uploadBytes prometheus.Counter
 }
 
-// New builds the server and registers its metrics on reg.
-func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, accounts Accounts, ready Readiness) (*Server, error) {
+// New builds the server and registers its metrics on reg. accounts signs
+// browsers in; data is what the API reads and writes.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, accounts Accounts, ready Readiness, data Data) (*Server, error) {
+	if data.Users == nil || data.Commands == nil || data.Recordings == nil {
+		return nil, errors.New("webui: Data needs Users, Commands and Recordings")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = DefaultMaxUploadBytes
+	}
 	if cfg.SessionIdle == 0 {
 		cfg.SessionIdle = 30 * time.Minute
 	}
@@ -106,8 +135,17 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		log:      log,
 		accounts: accounts,
 		ready:    ready,
+		data:     data,
+		now:      cfg.Now,
 		pages:    pages,
-		sess:     newSessions(cfg.SessionIdle, cfg.SessionAbsolute, time.Now),
+		sess:     newSessions(cfg.SessionIdle, cfg.SessionAbsolute, cfg.Now),
+
+		byAccount: newThrottle(accountBurst, accountRefill, throttleKeys, cfg.Now),
+		byAddress: newThrottle(addressBurst, addressRefill, throttleKeys, cfg.Now),
+		verified:  newVerifyCache(5*time.Minute, 10_000, cfg.Now),
+		// One argon2id check at a time per core: each takes 64 MiB.
+		argonSlots: make(chan struct{}, 2),
+
 		mux:      http.NewServeMux(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -125,6 +163,22 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 				Name: "callvault_logins_total",
 				Help: "Sign-in attempts by result.",
 			}, []string{"result"}),
+			throttled: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "callvault_login_throttled_total",
+				Help: "Sign-in attempts answered 429 because of too many failures, by the limit that hit (account, address).",
+			}, []string{"limit"}),
+			denied: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "callvault_api_denied_total",
+				Help: "API requests refused with 403 by the role check, by action.",
+			}, []string{"action"}),
+			uploads: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "callvault_uploads_total",
+				Help: "Upload API requests by result (created, invalid_data, invalid_metadata, invalid_audio, cut_off, conflict, forbidden, error).",
+			}, []string{"result"}),
+			uploadBytes: f.NewCounter(prometheus.CounterOpts{
+				Name: "callvault_upload_bytes_total",
+				Help: "Audio bytes received by the upload API (including uploads that were refused).",
+			}),
 		},
 	}
 	static, err := fs.Sub(staticFS, "static")
@@ -139,6 +193,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 	s.mux.HandleFunc("POST /login", s.handleLogin)
 	s.mux.HandleFunc("POST /logout", s.requireSession(s.handleLogout))
 	s.mux.HandleFunc("GET /{$}", s.requireSession(s.handleHome))
+	s.registerAPI()
 	s.handler = s.instrument(securityHeaders(s.mux))
 	return s, nil
 }
@@ -176,6 +231,8 @@ func (s *Server) Serve(ln net.Listener) {
 				return
 			case <-t.C:
 				s.sess.sweep()
+				s.byAccount.sweep()
+				s.byAddress.sweep()
 			}
 		}
 	}()

@@ -1,0 +1,63 @@
+package appliance
+
+import (
+	"context"
+
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/meta"
+	"github.com/callvault/callvault/webui"
+)
+
+// webData wires the store into the web UI's API: users and tokens are read
+// from the metadata database, changes go through the store's Committer, and
+// uploads are written by the store's pipelined encrypting writer.
+func webData(st *store.Store) webui.Data {
+	return webui.Data{Users: st.Meta(), Commands: st, Recordings: uploads{st}}
+}
+
+// uploads creates upload recordings in the store.
+type uploads struct{ st *store.Store }
+
+var _ webui.Recordings = uploads{}
+
+func (u uploads) CreateUpload(ctx context.Context, rec meta.Recording) (webui.UploadWriter, error) {
+	// Bulk: an upload arrives as fast as the network allows, so its writer
+	// runs pipelined (sealing here, writing and hashing on two goroutines).
+	r, err := u.st.Create(ctx, rec, store.Bulk())
+	if err != nil {
+		return nil, err
+	}
+	return &upload{st: u.st, r: r}, nil
+}
+
+// upload adapts a store.Recorder to webui.UploadWriter.
+type upload struct {
+	st *store.Store
+	r  *store.Recorder
+}
+
+func (u *upload) ID() string                  { return u.r.ID() }
+func (u *upload) Write(p []byte) (int, error) { return u.r.Write(p) }
+
+// Audio flushes what was written into sealed chunks, then opens the file
+// through the store's reader (the recording is still open, so the reader
+// accepts a file without its last chunk).
+func (u *upload) Audio(ctx context.Context) (webui.AudioFile, error) {
+	if err := u.r.Flush(); err != nil {
+		return nil, err
+	}
+	a, err := u.st.OpenAudio(ctx, u.r.ID())
+	if err != nil {
+		return nil, err // not a nil *store.Audio inside a non-nil interface
+	}
+	return a, nil
+}
+
+func (u *upload) Seal(ctx context.Context, f webui.UploadFinal) error {
+	_, err := u.r.Close(ctx, store.Final{
+		DurationMs: &f.DurationMs, Channels: &f.Channels, Codecs: f.Codecs, DurationFlagged: &f.DurationFlagged,
+	})
+	return err
+}
+
+func (u *upload) Abort(ctx context.Context, by string) error { return u.r.Abort(ctx, by) }
