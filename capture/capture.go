@@ -41,6 +41,9 @@ var (
 	ErrClosed = errors.New("capture: closed")
 	// ErrSource: a capture source could not be opened or read.
 	ErrSource = errors.New("capture: source")
+	// ErrStoreBehind: a recording's first ticks outgrew their buffer
+	// before the store had created it.
+	ErrStoreBehind = errors.New("capture: store did not create the recording in time")
 )
 
 // Config configures the engine. The appliance builds it from capture.* keys.
@@ -124,6 +127,8 @@ type Stats struct {
 	RecordErrors   atomic.Int64 // store errors while recording
 	FlushNanos     atomic.Int64 // duration of the last flush pass
 	FlushMaxNanos  atomic.Int64
+	StoreQueue     atomic.Int64 // store jobs (create, seal, bookmark) waiting for the store worker
+	StoreMaxNanos  atomic.Int64 // longest store job (a create or seal waits for a commit)
 	RingOccupancy  atomic.Int64 // packets waiting in rings at the last flush pass
 	KernelDrops    atomic.Int64 // drops the capture socket reported
 	KernelPackets  atomic.Int64

@@ -91,6 +91,8 @@ type Engine struct {
 	summaries []CallSummary
 	onSummary func(CallSummary)
 
+	work storeWorker // store jobs, off the flush pass (storework.go)
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -151,7 +153,9 @@ func (e *Engine) Start() {
 }
 
 // Close ends every call still open (their recordings are sealed with what
-// was captured) and stops the flusher. Readers must have stopped.
+// was captured), stops the flusher, and waits until the store worker has
+// done every queued job (every recording sealed, every summary filed).
+// Readers must have stopped.
 func (e *Engine) Close() {
 	if e.stop != nil {
 		close(e.stop)
@@ -169,6 +173,7 @@ func (e *Engine) Close() {
 	}
 	e.mu.Unlock()
 	e.flush(now)
+	e.stopStoreWork()
 }
 
 // flowKey identifies one direction of an unknown UDP flow.

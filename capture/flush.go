@@ -1,8 +1,6 @@
 package capture
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -26,7 +24,7 @@ const (
 
 // recording is the flusher's state for a call being recorded.
 type recording struct {
-	r        Recorder
+	r        *pendingRecorder
 	start    int64 // capture time of tick 0, ns
 	grid     *audio.GridWriter
 	raw      *rawWriter // instead of grid, for codecs we cannot decode
@@ -101,7 +99,7 @@ func (e *Engine) flushCall(c *call, now int64) {
 		// without signalling. Early media starts it before the answer; if
 		// nobody answers, it is discarded below.
 		if ended && (failed || !answered) {
-			e.finish(c, nil)
+			e.finish(c)
 			return
 		}
 		if !c.hasMedia() && !answered {
@@ -112,7 +110,7 @@ func (e *Engine) flushCall(c *call, now int64) {
 			e.cfg.Log.Error("start recording", "call", c.key, "err", err)
 			e.discardRings(c)
 			if ended {
-				e.finish(c, nil)
+				e.finish(c)
 			}
 			return
 		}
@@ -131,11 +129,9 @@ func (e *Engine) flushCall(c *call, now int64) {
 	}
 	if isSIP && !answered {
 		// Early media of a call nobody answered: not a recording.
-		if err := rec.r.Abort(context.Background(), "system:capture"); err != nil {
-			e.cfg.Log.Warn("discard unanswered call's early media", "call", c.key, "err", err)
-		}
+		e.storeDo(storeJob{kind: jobAbort, rec: rec.r})
 		c.rec = nil
-		e.finish(c, nil)
+		e.finish(c)
 		return
 	}
 	e.seal(c, rec, endAt)
@@ -261,43 +257,44 @@ func (e *Engine) startRecording(c *call, now int64) error {
 	if !playable {
 		m.File.Format = meta.FormatRTP
 	}
-	r, err := e.sink.Create(context.Background(), m)
+	id, err := newRecordingID()
 	if err != nil {
 		return err
 	}
+	m.ID = id
+	// The store creates the recording on the store worker; until it has,
+	// the grid's bytes wait in the pendingRecorder.
+	r := &pendingRecorder{id: id}
 	rec := &recording{r: r, start: start, ch: chans, codecs: codecs}
 	if !playable {
-		e.stats.NotPlayable.Add(1)
 		rec.raw, err = newRawWriter(r, start)
 	} else {
 		err = e.openGrid(c, rec, m.Start)
 	}
 	if err != nil {
-		_ = r.Abort(context.Background(), "system:capture")
 		return err
 	}
+	e.storeDo(storeJob{kind: jobCreate, rec: r, meta: m})
+	if !playable {
+		e.stats.NotPlayable.Add(1)
+	}
 	c.rec = rec
-	e.stats.Recordings.Add(1)
 	e.mu.Lock()
 	if c.callID != "" {
 		if len(e.recByKey) > 100_000 {
 			clear(e.recByKey)
 		}
-		e.recByKey[c.callID] = r.ID()
+		e.recByKey[c.callID] = id
+	}
+	var links []string
+	for _, other := range []string{replaces, referTo} {
+		if oid := e.recByKey[other]; other != "" && oid != "" && oid != id {
+			links = append(links, oid)
+		}
 	}
 	e.mu.Unlock()
-	for _, other := range []string{replaces, referTo} {
-		if other == "" {
-			continue
-		}
-		e.mu.Lock()
-		oid := e.recByKey[other]
-		e.mu.Unlock()
-		if oid != "" && oid != r.ID() {
-			if _, err := e.sink.Apply(context.Background(), &meta.LinkRelated{ID: r.ID(), Other: oid, Relation: "transfer"}); err != nil {
-				e.cfg.Log.Warn("link transferred recordings", "a", r.ID(), "b", oid, "err", err)
-			}
-		}
+	for _, oid := range links {
+		e.storeDo(storeJob{kind: jobApply, rec: r, cmd: &meta.LinkRelated{ID: id, Other: oid, Relation: "transfer"}})
 	}
 	return nil
 }
@@ -466,20 +463,15 @@ func (e *Engine) bookmarks(c *call, rec *recording) {
 		e.addBookmark(rec, meta.BookmarkType(ev.kind), off, ev.label, time.Unix(0, ev.at))
 	}
 	if info != nil {
-		if _, err := e.sink.Apply(context.Background(), info); err != nil {
-			e.cfg.Log.Warn("set call info", "id", rec.r.ID(), "err", err)
-		}
+		e.storeDo(storeJob{kind: jobApply, rec: rec.r, cmd: info})
 	}
 }
 
 func (e *Engine) addBookmark(rec *recording, kind meta.BookmarkType, offMs int64, label string, at time.Time) {
 	rec.marks++
-	_, err := e.sink.Apply(context.Background(), &meta.AddBookmark{ID: rec.r.ID(), Bookmark: meta.Bookmark{
+	e.storeDo(storeJob{kind: jobApply, rec: rec.r, cmd: &meta.AddBookmark{ID: rec.r.ID(), Bookmark: meta.Bookmark{
 		ID: "b" + strconv.Itoa(rec.marks), Type: kind, OffsetMs: offMs, Author: "system:capture", Label: label, Time: at.UTC(),
-	}})
-	if err != nil {
-		e.cfg.Log.Warn("add bookmark", "id", rec.r.ID(), "err", err)
-	}
+	}}})
 }
 
 // seal finishes a call's recording: the playouts flush what they hold, the
@@ -546,24 +538,15 @@ func (e *Engine) seal(c *call, rec *recording, endAt int64) {
 			rec.failed = err
 		}
 	}
-	m, err := rec.r.Close(context.Background(), final)
-	switch {
-	case err != nil && errors.Is(err, store.ErrDiskFull):
-		e.stats.RecordErrors.Add(1)
-		e.cfg.Log.Error("recording cut short: disk full", "id", rec.r.ID(), "err", err)
-	case err != nil:
-		e.stats.RecordErrors.Add(1)
-		e.cfg.Log.Error("seal recording", "id", rec.r.ID(), "err", err)
-	}
-	sum.Reference, sum.Status = m.Reference, string(m.Status)
-	if sum.Status == "" {
-		sum.Status = string(meta.StatusFailed)
-	}
-	e.finish(c, &sum)
+	// From here the worker owns rec.r: it seals the file, then files the
+	// summary with the reference the store assigned.
+	e.storeDo(storeJob{kind: jobSeal, rec: rec.r, final: final, sum: &sum})
+	e.finish(c)
 }
 
-// finish forgets a call: its endpoints leave the stream table.
-func (e *Engine) finish(c *call, sum *CallSummary) {
+// finish forgets a call: its endpoints leave the stream table. Its
+// summary, if it was recorded, is filed by the seal job.
+func (e *Engine) finish(c *call) {
 	e.discardRings(c)
 	c.gone.Store(true)
 	e.mu.Lock()
@@ -585,14 +568,6 @@ func (e *Engine) finish(c *call, sum *CallSummary) {
 		delete(e.byID, c.callID)
 	}
 	e.mu.Unlock()
-	if sum != nil {
-		e.summaryMu.Lock()
-		e.summaries = append(e.summaries, *sum)
-		e.summaryMu.Unlock()
-		if e.onSummary != nil {
-			e.onSummary(*sum)
-		}
-	}
 }
 
 func (e *Engine) discardRings(c *call) {

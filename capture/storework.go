@@ -1,0 +1,278 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/meta"
+	"github.com/google/uuid"
+)
+
+// Store work: everything that waits for a bbolt commit (create a
+// recording, seal it, abort it, add a bookmark, set call info, link
+// transfers) runs on one goroutine the engine owns, fed by a FIFO queue,
+// instead of on the flush pass. A store commit fsyncs; when a hundred
+// calls start or end in the same second, doing that on the flush pass
+// stalled it for seconds and the rings of every other call overflowed
+// (issue 4, live loss). Now a flush pass only moves packets ring →
+// playout → grid writer, and the grid writer writes into a
+// pendingRecorder that buffers the first ticks until the store has
+// created the recording.
+//
+// Ordering per call holds because the queue is FIFO and there is one
+// worker: a call's create job is queued before its bookmarks, which are
+// queued before its seal. The recording ID is decided when the create
+// job is queued (a UUIDv7, what the store would pick), so bookmarks and
+// links can name it at once.
+//
+// Imports run the same jobs inline on the reader (which is also the
+// flusher there): an import has no packets to lose while it waits, and
+// running inline keeps it deterministic (a summary exists as soon as the
+// pass that sealed its call returns).
+
+// storeQueueLen bounds the jobs waiting for the store. When the store
+// falls this far behind, queuing blocks the flush pass (backpressure,
+// seen as ring drops) rather than growing without bound.
+const storeQueueLen = 8192
+
+// maxPending bounds what a recording buffers while the store has not
+// created it yet: 512 KiB is half a minute of stereo G.711 ticks. A store
+// that far behind fails the recording (RecordErrors), it does not grow
+// memory without limit.
+const maxPending = 512 << 10
+
+// storeJob is one unit of store work.
+type storeJob struct {
+	kind  jobKind
+	rec   *pendingRecorder
+	meta  meta.Recording // jobCreate
+	cmd   meta.Command   // jobApply
+	final store.Final    // jobSeal
+	sum   *CallSummary   // jobSeal
+}
+
+type jobKind uint8
+
+const (
+	jobCreate jobKind = iota
+	jobApply
+	jobSeal
+	jobAbort
+)
+
+// storeWorker runs store jobs in order on its own goroutine.
+type storeWorker struct {
+	mu      sync.Mutex // guards started, closed and the channel's life
+	started bool
+	closed  bool
+	jobs    chan storeJob
+	done    chan struct{}
+}
+
+// storeDo runs job: queued for the worker in live capture, inline in
+// imports. Called by the flusher (flushMu held) and by Close.
+func (e *Engine) storeDo(job storeJob) {
+	if !e.cfg.Live {
+		e.runJob(job)
+		return
+	}
+	w := &e.work
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		// After Close nothing may be lost silently: run it here.
+		e.runJob(job)
+		return
+	}
+	if !w.started {
+		w.started = true
+		w.jobs = make(chan storeJob, storeQueueLen)
+		w.done = make(chan struct{})
+		go e.storeLoop(w.jobs, w.done)
+	}
+	jobs := w.jobs
+	w.mu.Unlock()
+	e.stats.StoreQueue.Add(1)
+	jobs <- job // only the flusher and Close send, and Close closes after them
+}
+
+// stopStoreWork lets the worker finish every queued job and waits for it.
+func (e *Engine) stopStoreWork() {
+	w := &e.work
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	started := w.started
+	w.mu.Unlock()
+	if started {
+		close(w.jobs)
+		<-w.done
+	}
+}
+
+func (e *Engine) storeLoop(jobs <-chan storeJob, done chan<- struct{}) {
+	defer close(done)
+	for job := range jobs {
+		e.stats.StoreQueue.Add(-1)
+		e.runJob(job)
+	}
+}
+
+// runJob does one job and notes how long the store took.
+func (e *Engine) runJob(job storeJob) {
+	start := time.Now()
+	ctx := context.Background()
+	p := job.rec
+	switch job.kind {
+	case jobCreate:
+		r, err := e.sink.Create(ctx, job.meta)
+		if err != nil {
+			e.stats.RecordErrors.Add(1)
+			e.cfg.Log.Error("start recording", "id", p.id, "err", err)
+			p.fail(err)
+			break
+		}
+		e.stats.Recordings.Add(1)
+		p.ready(r)
+	case jobApply:
+		if p.created() == nil {
+			break // the recording was never created: nothing to annotate
+		}
+		if _, err := e.sink.Apply(ctx, job.cmd); err != nil {
+			e.cfg.Log.Warn("update recording", "id", p.id, "command", fmt.Sprintf("%T", job.cmd), "err", err)
+		}
+	case jobAbort:
+		if r := p.created(); r != nil {
+			if err := r.Abort(ctx, "system:capture"); err != nil {
+				e.cfg.Log.Warn("discard unanswered call's early media", "id", p.id, "err", err)
+			}
+		}
+	case jobSeal:
+		e.sealJob(ctx, p, job.final, job.sum)
+	}
+	d := time.Since(start).Nanoseconds()
+	if d > e.stats.StoreMaxNanos.Load() {
+		e.stats.StoreMaxNanos.Store(d)
+	}
+}
+
+// sealJob writes what the recording buffered (if the flusher never saw
+// it created) and seals it; the call's summary is filed afterwards, with
+// the reference the store assigned.
+func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Final, sum *CallSummary) {
+	var m meta.Recording
+	if r := p.created(); r == nil {
+		// Never created: the create job counted and logged why.
+		e.cfg.Log.Warn("call ended without a recording", "id", p.id, "err", p.failure())
+	} else {
+		if len(p.buf) > 0 {
+			if _, werr := r.Write(p.buf); werr != nil {
+				e.stats.RecordErrors.Add(1)
+				e.cfg.Log.Error("write recording", "id", p.id, "err", werr)
+			}
+			p.buf = nil
+		}
+		var err error
+		m, err = r.Close(ctx, final)
+		switch {
+		case err != nil && errors.Is(err, store.ErrDiskFull):
+			e.stats.RecordErrors.Add(1)
+			e.cfg.Log.Error("recording cut short: disk full", "id", p.id, "err", err)
+		case err != nil:
+			e.stats.RecordErrors.Add(1)
+			e.cfg.Log.Error("seal recording", "id", p.id, "err", err)
+		}
+	}
+	sum.Reference, sum.Status = m.Reference, string(m.Status)
+	if sum.Status == "" {
+		sum.Status = string(meta.StatusFailed)
+	}
+	e.addSummary(sum)
+}
+
+func (e *Engine) addSummary(sum *CallSummary) {
+	e.summaryMu.Lock()
+	e.summaries = append(e.summaries, *sum)
+	e.summaryMu.Unlock()
+	if e.onSummary != nil {
+		e.onSummary(*sum)
+	}
+}
+
+// newRecordingID decides a recording's ID before the store sees it
+// (rule 1: what is not deterministic is decided before the Command), so
+// jobs queued behind its creation can name it.
+func newRecordingID() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("recording ID: %w", err)
+	}
+	return u.String(), nil
+}
+
+// pendingRecorder is the flusher's side of a recording the store may not
+// have created yet. Until it has, writes are buffered (at most
+// maxPending); the first write after creation hands the buffer to the
+// store's Recorder, and later writes go straight through. Write is the
+// flusher's alone; the worker publishes the Recorder (ready) or the
+// failure (fail), and after the seal job is queued the flusher no longer
+// touches it.
+type pendingRecorder struct {
+	id  string
+	rec atomic.Pointer[Recorder]
+	err atomic.Pointer[error]
+	buf []byte // flusher-owned until the seal job is queued
+}
+
+func (p *pendingRecorder) ready(r Recorder) { p.rec.Store(&r) }
+func (p *pendingRecorder) fail(err error)   { p.err.Store(&err) }
+
+// created returns the store's Recorder, or nil while it is not (or will
+// never be) created.
+func (p *pendingRecorder) created() Recorder {
+	if r := p.rec.Load(); r != nil {
+		return *r
+	}
+	return nil
+}
+
+// failure returns why the store could not create the recording, or an
+// error saying it was never created.
+func (p *pendingRecorder) failure() error {
+	if err := p.err.Load(); err != nil {
+		return *err
+	}
+	return fmt.Errorf("recording %s was never created", p.id)
+}
+
+// ID returns the recording's ID, decided before it was created.
+func (p *pendingRecorder) ID() string { return p.id }
+
+// Write appends grid or raw bytes to the recording.
+func (p *pendingRecorder) Write(b []byte) (int, error) {
+	if r := p.created(); r != nil {
+		if len(p.buf) > 0 {
+			if _, err := r.Write(p.buf); err != nil {
+				return 0, err
+			}
+			p.buf = nil // the store holds it now; do not keep the memory
+		}
+		return r.Write(b)
+	}
+	if err := p.err.Load(); err != nil {
+		return 0, *err
+	}
+	if len(p.buf)+len(b) > maxPending {
+		return 0, fmt.Errorf("%w: %d bytes waiting for recording %s (at most %d)", ErrStoreBehind, len(p.buf)+len(b), p.id, maxPending)
+	}
+	p.buf = append(p.buf, b...)
+	return len(b), nil
+}
