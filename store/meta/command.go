@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,9 +134,22 @@ type txn struct {
 
 func (t *txn) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 
+// fillPercent is how full bbolt packs a page before it splits it. Its
+// default (half) suits random inserts; ours are appends (the time-ordered
+// recordings, their sort keys, references) or appends within one index
+// value's run, where a half-full page stays half full for ever. At 0.9 the
+// 1,000,000-recording benchmark database shrinks from 3.2 GiB to 2.0, and a
+// cold search reads about half as many pages. Call IDs and remote numbers
+// are random keys: packed pages there would split again at once.
+const fillPercent = 0.9
+
 // put and del wrap bbolt errors as storageError.
 func (t *txn) put(bucket, k, v []byte) error {
-	if err := t.tx.Bucket(bucket).Put(k, v); err != nil {
+	b := t.tx.Bucket(bucket)
+	if !bytes.Equal(bucket, bCallID) && !bytes.Equal(bucket, bRemNum) {
+		b.FillPercent = fillPercent
+	}
+	if err := b.Put(k, v); err != nil {
 		return storageError{fmt.Errorf("put %s: %w", bucket, err)}
 	}
 	return nil

@@ -74,11 +74,14 @@ const (
 )
 
 // Planner budgets. An index whose prefix walk (numbers, name prefixes)
-// exceeds defaultCollectLimit entries is abandoned in favor of the time walk.
+// exceeds defaultCollectLimit entries is abandoned in favor of the time walk:
+// past a few thousand entries the walk reads more pages than the time walk
+// needs to find a page of matches (1,000,000 recordings, 1 in 200 matching:
+// 10,000 summaries in order), and on a cold cache pages are what cost.
 // The step sizes weigh one index candidate (a random Get) against one time
 // walk candidate (a sequential cursor step).
 const (
-	defaultCollectLimit = 20_000
+	defaultCollectLimit = 5_000
 	stepIndex           = 64
 	stepTime            = 512
 )
@@ -368,6 +371,10 @@ type iter interface {
 	// next returns the next sort key and, when the iterator walks the time
 	// bucket, its summary value; nil skey when done.
 	next() (skey, summary []byte)
+	// seek moves to the first key at or after target in query order (≥
+	// target ascending, ≤ target descending) and returns it as next would;
+	// the following next continues after it. Intersections leapfrog with it.
+	seek(target []byte) (skey, summary []byte)
 	// overflow reports that the iterator gave up (too many entries to sort).
 	overflow() bool
 }
@@ -396,25 +403,52 @@ func (it *rangeIter) next() ([]byte, []byte) {
 	var k, v []byte
 	switch {
 	case !it.started && it.asc:
-		it.started = true
-		k, v = it.c.Seek(append(slices.Clip(it.prefix), it.lo...))
+		return it.seek(it.lo)
 	case !it.started:
-		it.started = true
-		k, _ = it.c.Seek(append(slices.Clip(it.prefix), it.hi...))
-		if k == nil {
-			k, v = it.c.Last()
-		} else {
-			k, v = it.c.Prev()
-		}
-		// Seek landed at or past hi; Prev/Last gives the last key below it.
-		for k != nil && bytes.HasPrefix(k, it.prefix) && bytes.Compare(k[len(it.prefix):], it.hi) >= 0 {
-			k, v = it.c.Prev()
-		}
+		return it.seek(nil)
 	case it.asc:
 		k, v = it.c.Next()
 	default:
 		k, v = it.c.Prev()
 	}
+	return it.emit(k, v)
+}
+
+// seek positions the cursor on prefix‖target (nil target: the end of the
+// range). Descending, that is the last key ≤ target and < hi.
+func (it *rangeIter) seek(target []byte) ([]byte, []byte) {
+	it.started = true
+	if it.asc {
+		if bytes.Compare(target, it.lo) < 0 {
+			target = it.lo
+		}
+		return it.emit(it.c.Seek(append(slices.Clip(it.prefix), target...)))
+	}
+	exact := target != nil && bytes.Compare(target, it.hi) < 0
+	if !exact {
+		target = it.hi
+	}
+	want := append(slices.Clip(it.prefix), target...)
+	k, v := it.c.Seek(want)
+	if exact && bytes.Equal(k, want) {
+		return it.emit(k, v)
+	}
+	if k == nil {
+		k, v = it.c.Last()
+	} else {
+		k, v = it.c.Prev()
+	}
+	// Seek landed at or past the target; Prev/Last gives the last key below it.
+	for k != nil && bytes.HasPrefix(k, it.prefix) && bytes.Compare(k[len(it.prefix):], target) > 0 ||
+		!exact && k != nil && bytes.HasPrefix(k, it.prefix) && bytes.Compare(k[len(it.prefix):], it.hi) >= 0 {
+		k, v = it.c.Prev()
+	}
+	return it.emit(k, v)
+}
+
+// emit turns a cursor position into the iterator's answer: the sort key
+// if the position is still inside the prefix and the time bounds.
+func (it *rangeIter) emit(k, v []byte) ([]byte, []byte) {
 	if k == nil || !bytes.HasPrefix(k, it.prefix) || len(k) != len(it.prefix)+skeyLen {
 		return nil, nil
 	}
@@ -448,6 +482,23 @@ func (m *mergeIter) next() ([]byte, []byte) {
 			m.heads[i], _ = it.next()
 		}
 	}
+	return m.pick()
+}
+
+func (m *mergeIter) seek(target []byte) ([]byte, []byte) {
+	m.init = true
+	if m.heads == nil {
+		m.heads = make([][]byte, len(m.its))
+	}
+	for i, it := range m.its {
+		m.heads[i], _ = it.seek(target)
+	}
+	m.last = nil
+	return m.pick()
+}
+
+// pick returns the best head in query order and advances its iterator.
+func (m *mergeIter) pick() ([]byte, []byte) {
 	for {
 		best := -1
 		for i, h := range m.heads {
@@ -495,6 +546,32 @@ type collectIter struct {
 func (it *collectIter) overflow() bool { return it.over }
 
 func (it *collectIter) next() ([]byte, []byte) {
+	it.collect()
+	if it.over || it.pos >= len(it.keys) {
+		return nil, nil
+	}
+	it.pos++
+	return it.keys[it.pos-1], nil
+}
+
+func (it *collectIter) seek(target []byte) ([]byte, []byte) {
+	it.collect()
+	if it.over {
+		return nil, nil
+	}
+	rest := it.keys[it.pos:]
+	i, _ := slices.BinarySearchFunc(rest, target, func(k, t []byte) int {
+		if it.f.asc {
+			return bytes.Compare(k, t)
+		}
+		return bytes.Compare(t, k)
+	})
+	it.pos += i
+	return it.next()
+}
+
+// collect walks the prefix once, on first use.
+func (it *collectIter) collect() {
 	if !it.done {
 		it.done = true
 		c := it.tx.Bucket(it.bucket).Cursor()
@@ -502,7 +579,7 @@ func (it *collectIter) next() ([]byte, []byte) {
 		for k, _ := c.Seek(it.prefix); k != nil && bytes.HasPrefix(k, it.prefix); k, _ = c.Next() {
 			if n++; n > it.limit {
 				it.over, it.keys = true, nil
-				return nil, nil
+				return
 			}
 			if len(k) < skeyLen+1 {
 				continue
@@ -518,11 +595,6 @@ func (it *collectIter) next() ([]byte, []byte) {
 			slices.Reverse(it.keys)
 		}
 	}
-	if it.over || it.pos >= len(it.keys) {
-		return nil, nil
-	}
-	it.pos++
-	return it.keys[it.pos-1], nil
 }
 
 // sliceIter yields a fixed list (ID and reference lookups).
@@ -536,6 +608,66 @@ func (it *sliceIter) next() ([]byte, []byte) {
 	k := it.keys[0]
 	it.keys = it.keys[1:]
 	return k, nil
+}
+
+// seek is never used: ID and reference lookups are plans of their own.
+func (it *sliceIter) seek([]byte) ([]byte, []byte) { return it.next() }
+
+// intersectIter yields the keys every one of its iterators yields: a
+// leapfrog join. Each iterator seeks to the current candidate; one that
+// lands past it makes its key the new candidate, until all agree. Two
+// indexes of a few thousand entries each are joined by reading their pages
+// in order, without looking up a summary for every entry of either (the
+// random reads that made "user + preserved" slow on a cold cache).
+type intersectIter struct {
+	its  []iter
+	done bool
+}
+
+func (x *intersectIter) overflow() bool {
+	for _, it := range x.its {
+		if it.overflow() {
+			return true
+		}
+	}
+	return false
+}
+
+func (x *intersectIter) next() ([]byte, []byte) {
+	if x.done {
+		return nil, nil
+	}
+	cand, _ := x.its[0].next()
+	return x.agree(cand)
+}
+
+func (x *intersectIter) seek(target []byte) ([]byte, []byte) {
+	if x.done {
+		return nil, nil
+	}
+	cand, _ := x.its[0].seek(target)
+	return x.agree(cand)
+}
+
+// agree leapfrogs from cand (where its[0] stands) until every iterator
+// stands on the same key.
+func (x *intersectIter) agree(cand []byte) ([]byte, []byte) {
+	for agreed, i := 1, 1; cand != nil; i = (i + 1) % len(x.its) {
+		if agreed == len(x.its) {
+			return cand, nil
+		}
+		k, _ := x.its[i].seek(cand)
+		if k == nil {
+			break
+		}
+		if bytes.Equal(k, cand) {
+			agreed++
+		} else {
+			cand, agreed = k, 1
+		}
+	}
+	x.done = true
+	return nil, nil
 }
 
 // ---- planner ----
@@ -575,21 +707,39 @@ func (f *filter) plans(tx *bolt.Tx, collectLimit int) ([]*plan, error) {
 		add("reference", &sliceIter{keys: keys})
 		return ps, nil
 	}
+	// The indexed conditions, most selective first (a guess: the planner
+	// keeps no statistics).
+	// Each is a constructor: the intersection and the single plan each
+	// need their own cursors.
+	type cond struct {
+		name string
+		mk   func() iter
+	}
+	var conds []cond
+	cand := func(name string, mk func() iter) { conds = append(conds, cond{name, mk}) }
+	exactMk := func(b []byte, v string) func() iter { return func() iter { return exact(b, v) } }
+	// Prefix walks are collected now: one that proves too big is left to
+	// the post-filter instead of joining (and sinking) an intersection.
+	collect := func(name string, b, prefix []byte) {
+		it := &collectIter{limit: collectLimit, tx: tx, bucket: b, prefix: prefix, f: f}
+		if it.collect(); !it.over {
+			cand(name, func() iter { c := *it; return &c })
+		}
+	}
 	if q.CallID != "" {
-		add("callid", exact(bCallID, q.CallID))
+		cand("callid", exactMk(bCallID, q.CallID))
 	}
 	// Longer words tend to be rarer.
 	nw := slices.Clone(f.noteWords)
 	slices.SortStableFunc(nw, func(a, b string) int { return len(b) - len(a) })
 	for _, w := range nw {
-		add("note", exact(bNote, w))
+		cand("note", exactMk(bNote, w))
 	}
 	if q.LocalUser != "" {
-		add("user", exact(bUser, q.LocalUser))
+		cand("user", exactMk(bUser, q.LocalUser))
 	}
 	if len(f.remoteName) > 0 {
-		longest := slices.MaxFunc(f.remoteName, func(a, b string) int { return len(a) - len(b) })
-		add("remotename", &collectIter{limit: collectLimit, tx: tx, bucket: bRemName, prefix: []byte(longest), f: f})
+		collect("remotename", bRemName, []byte(slices.MaxFunc(f.remoteName, func(a, b string) int { return len(a) - len(b) })))
 	}
 	nums := []struct {
 		name string
@@ -601,45 +751,60 @@ func (f *filter) plans(tx *bolt.Tx, collectLimit int) ([]*plan, error) {
 	}
 	for _, n := range nums {
 		if len(n.p) > 0 {
-			add(n.name, &collectIter{limit: collectLimit, tx: tx, bucket: n.b, prefix: n.p, f: f})
+			collect(n.name, n.b, n.p)
 		}
 	}
 	if q.Preserved {
-		add("preserved", exact(bAttr, attrPreserved()))
+		cand("preserved", exactMk(bAttr, attrPreserved()))
 	}
 	if q.BookmarkType != "" {
-		add("bookmark", exact(bAttr, attrBookmark(q.BookmarkType)))
+		cand("bookmark", exactMk(bAttr, attrBookmark(q.BookmarkType)))
 	}
 	if q.Category != "" {
-		add("category", exact(bAttr, attrCategory(q.Category)))
+		cand("category", exactMk(bAttr, attrCategory(q.Category)))
 	}
 	if q.Status != "" && q.Status != StatusComplete {
-		add("status", exact(bAttr, attrStatus(q.Status)))
+		cand("status", exactMk(bAttr, attrStatus(q.Status)))
 	}
 	if q.MinRating > 0 {
-		m := &mergeIter{asc: f.asc}
-		for n := q.MinRating; n <= maxRating; n++ {
-			m.its = append(m.its, exact(bAttr, attrRating(n)))
-		}
-		add("rating", m)
+		cand("rating", func() iter {
+			m := &mergeIter{asc: f.asc}
+			for n := q.MinRating; n <= maxRating; n++ {
+				m.its = append(m.its, exact(bAttr, attrRating(n)))
+			}
+			return m
+		})
 	}
 	if q.Group != "" {
-		add("group", exact(bGroup, q.Group))
+		cand("group", exactMk(bGroup, q.Group))
 	}
 	if sc := q.Scope; !sc.All && (len(sc.Groups) > 0 || sc.User != "") {
-		m := &mergeIter{asc: f.asc}
-		for _, g := range sc.Groups {
-			m.its = append(m.its, exact(bGroup, g))
-		}
-		if sc.User != "" {
-			m.its = append(m.its, exact(bUser, sc.User))
-		}
-		add("scope", m)
+		cand("scope", func() iter {
+			m := &mergeIter{asc: f.asc}
+			for _, g := range sc.Groups {
+				m.its = append(m.its, exact(bGroup, g))
+			}
+			if sc.User != "" {
+				m.its = append(m.its, exact(bUser, sc.User))
+			}
+			return m
+		})
 	}
-	// Race at most two index plans against the time walk: enough to cover a
-	// wrong first guess without multiplying the work.
-	if len(ps) > 2 {
-		ps = ps[:2]
+	// Race the intersection of every indexed condition and the most
+	// selective one alone against the walk of the time index. The
+	// intersection reads no summary for an entry another index rules out;
+	// the single index wins when the others match nearly everything and
+	// joining them only costs seeks.
+	if len(conds) >= 2 {
+		names := make([]string, len(conds))
+		its := make([]iter, len(conds))
+		for i, c := range conds {
+			names[i], its[i] = c.name, c.mk()
+		}
+		add(strings.Join(names, "+"), &intersectIter{its: its})
+	}
+	if len(conds) > 0 {
+		add(conds[0].name, conds[0].mk())
 	}
 	ps = append(ps, &plan{name: "time", it: newRangeIter(tx, bTime, "", f), step: stepTime})
 	return ps, nil
@@ -674,9 +839,9 @@ func (p *plan) run(tx *bolt.Tx, f *filter, timeB *bolt.Bucket) error {
 }
 
 // Search answers q. The planner lists the indexed conditions, most
-// selective first, and races the best two index walks against the walk of
-// the time index, a step at a time: whichever completes the page first
-// wins. Every plan post-filters with the full query, so the answer does not
+// selective first, and races the intersection of all of them and the most
+// selective one alone against the walk of the time index, a step at a
+// time: whichever completes the page first wins. Every plan post-filters with the full query, so the answer does not
 // depend on which one wins; an index that proves huge simply loses the race.
 func (db *DB) Search(q Query) (Page, error) {
 	return db.search(&q, nil)
