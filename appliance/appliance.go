@@ -102,11 +102,11 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 
 	// Listen last, so a port that is taken fails start-up before anything
 	// else runs, and a listening port means the appliance is whole.
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	ln, err := listen(cfg, o.Stderr, log)
 	if err != nil {
 		a.live.stop()
 		_ = st.Close()
-		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		return nil, err
 	}
 	a.ln = ln
 	web.Serve(ln)
