@@ -40,6 +40,8 @@ import (
 //   - the newest packet's timestamp position and its arrival position
 //     differ by more than Reanchor (a huge timestamp jump, a sender that
 //     did not advance timestamps across silence): no hours of silence;
+//   - the newest packet would land past the end of the timeline buffer (a
+//     jump ahead too short for Reanchor but longer than the buffer);
 //   - the newest packet (by sequence number) would land entirely before
 //     the first unemitted tick: the whole stream stalled longer than the
 //     delay, or its timestamps went backwards. Reordered packets (older
@@ -113,7 +115,14 @@ type PlayoutConfig struct {
 	// 0 means 2 s.
 	Reanchor time.Duration
 	// BufferTicks is the timeline size in ticks (rounded up to a power of
-	// two); 0 sizes it for Delay + Reanchor + 300 ms.
+	// two); 0 sizes it for Delay + 300 ms (32 ticks of 20 ms with the
+	// default delay). The newest packet never lands past the timeline:
+	// one that would (a timestamp jump ahead of arrival shorter than
+	// Reanchor but longer than the buffer) re-anchors the stream instead
+	// of being dropped as Overrun. So the buffer is sized for the jitter
+	// the delay absorbs, not for the re-anchor window: at 10,000 open
+	// calls the timelines were the largest thing a call held (issue 4).
+	// The caller pulls ticks at least every 300 ms of packet time.
 	BufferTicks int
 }
 
@@ -190,7 +199,7 @@ func NewPlayout(cfg PlayoutConfig) (*Playout, error) {
 	tick := time.Duration(cfg.TickMs) * time.Millisecond
 	n := cfg.BufferTicks
 	if n == 0 {
-		n = int((cfg.Delay+cfg.Reanchor+playoutExtraSlack)/tick) + 2
+		n = int((cfg.Delay+playoutExtraSlack)/tick) + 2
 	}
 	if n < 2 || n > maxBufferTicks {
 		return nil, fmt.Errorf("%w: buffer of %d ticks (2..%d)", ErrConfig, n, maxBufferTicks)
@@ -293,7 +302,8 @@ func (p *Playout) Write(s *Slot, payload []byte) []Digit {
 		if newest {
 			drift := pos - arrPos
 			late := pos+units <= p.writable() && pos+units > 0
-			if drift > p.reanchor || drift < -p.reanchor || late {
+			beyond := pos+units > p.writable()+(p.tmask+1)*p.upt
+			if drift > p.reanchor || drift < -p.reanchor || late || beyond {
 				p.stats.Reanchors++
 				pos = max(arrPos, p.writable())
 				p.anchor(s, pos)

@@ -329,6 +329,33 @@ func TestPlayoutTalkspurts(t *testing.T) {
 			t.Fatalf("stats %+v", st)
 		}
 	})
+	t.Run("timestamp jump ahead, past the buffer but inside the re-anchor window", func(t *testing.T) {
+		// 1 s of timestamps in 20 ms: under Reanchor (2 s), so it would be
+		// kept as a gap, but the 32-tick timeline cannot hold a packet 1 s
+		// ahead. It re-anchors at its arrival instead of being dropped.
+		pl := newPlayer(t, PlayoutConfig{Start: 0})
+		if n := pl.p.tmask + 1; n != 32 {
+			t.Fatalf("default timeline of %d ticks, want 32 (120 ms delay + 300 ms)", n)
+		}
+		a := stream(0, 5, 1, 0, 0)
+		b := stream(5, 10, 1, 0, 0)
+		for i := range b {
+			b[i].TS += 8000
+		}
+		for i, s := range append(a, b...) {
+			pl.write(s, frame(i, 160))
+		}
+		pl.finish(12)
+		if f := pl.flags(); f != "PPPPPPPPPP.." {
+			t.Fatalf("flags %s", f)
+		}
+		if st := pl.p.Stats(); st.Reanchors != 1 || st.Overrun != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		if !bytes.Equal(pl.ticks[5].b, frame(5, 160)) {
+			t.Fatal("the packet after the jump is not at its arrival position")
+		}
+	})
 	t.Run("SSRC change", func(t *testing.T) {
 		pl := newPlayer(t, PlayoutConfig{Start: 0})
 		a := stream(0, 5, 1, 0, 0)
