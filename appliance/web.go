@@ -32,8 +32,9 @@ func (u uploads) CreateUpload(ctx context.Context, rec meta.Recording) (webui.Up
 
 // upload adapts a store.Recorder to webui.UploadWriter.
 type upload struct {
-	st *store.Store
-	r  *store.Recorder
+	st     *store.Store
+	r      *store.Recorder
+	sealed bool // Close was called: the recorder is gone, Delete removes it
 }
 
 func (u *upload) ID() string                  { return u.r.ID() }
@@ -54,10 +55,16 @@ func (u *upload) Audio(ctx context.Context) (webui.AudioFile, error) {
 }
 
 func (u *upload) Seal(ctx context.Context, f webui.UploadFinal) error {
+	u.sealed = true
 	_, err := u.r.Close(ctx, store.Final{
 		DurationMs: &f.DurationMs, Channels: &f.Channels, Codecs: f.Codecs, DurationFlagged: &f.DurationFlagged,
 	})
 	return err
 }
 
-func (u *upload) Abort(ctx context.Context, by string) error { return u.r.Abort(ctx, by) }
+func (u *upload) Abort(ctx context.Context, by string) error {
+	if u.sealed {
+		return u.st.Delete(ctx, u.r.ID(), by)
+	}
+	return u.r.Abort(ctx, by)
+}

@@ -41,7 +41,8 @@ type UploadWriter interface {
 	Audio(ctx context.Context) (AudioFile, error)
 	// Seal completes the recording with what was measured.
 	Seal(ctx context.Context, f UploadFinal) error
-	// Abort removes the file and its metadata.
+	// Abort removes the file and its metadata; after Seal (even a failed
+	// one) it deletes the sealed recording instead.
 	Abort(ctx context.Context, by string) error
 }
 

@@ -146,9 +146,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		// One argon2id check at a time per core: each takes 64 MiB.
 		argonSlots: make(chan struct{}, 2),
 
-		mux:      http.NewServeMux(),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		mux:  http.NewServeMux(),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 		metrics: &httpMetrics{
 			requests: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "callvault_http_requests_total",

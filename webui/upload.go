@@ -223,25 +223,15 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 		return "", n, abort(failFor(err))
 	}
 	if err := uw.Seal(ctx, final); err != nil {
-		s.discard(ctx, uw.ID(), p)
-		return "", n, failFor(fmt.Errorf("seal upload: %w", err))
+		return "", n, abort(failFor(fmt.Errorf("seal upload: %w", err)))
 	}
 	if md.Preserved {
 		_, err := s.data.Commands.Apply(ctx, &meta.Preserve{ID: uw.ID(), By: p.User.ID, At: s.now().UTC()})
 		if err != nil {
-			s.discard(ctx, uw.ID(), p)
-			return "", n, failFor(fmt.Errorf("preserve upload: %w", err))
+			return "", n, abort(failFor(fmt.Errorf("preserve upload: %w", err)))
 		}
 	}
 	return uw.ID(), n, nil
-}
-
-// discard deletes a sealed upload that could not be finished (it is not
-// preserved yet, so the delete cannot be refused by a hold).
-func (s *Server) discard(ctx context.Context, id string, p *Principal) {
-	if _, err := s.data.Commands.Apply(ctx, &meta.DeleteRecording{ID: id, By: p.User.ID, At: s.now().UTC()}); err != nil {
-		s.log.Error("discard unfinished upload", "id", id, "err", err)
-	}
 }
 
 // readUntilAttachment reads the parts up to the attachment: jsondata
