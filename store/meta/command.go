@@ -44,6 +44,7 @@ const (
 	TypeDeleteRecording
 	// Appended, never inserted: the type byte is on disk and in raft logs.
 	TypeSetCallInfo
+	TypeAppendAudit
 )
 
 // Command is a metadata change. Only the types in this package implement it;
@@ -115,6 +116,7 @@ func newHandlerTable() [256]handler {
 	h[TypeCreateToken] = handle[CreateToken]()
 	h[TypeRevokeToken] = handle[RevokeToken]()
 	h[TypePutSetting] = handle[PutSetting]()
+	h[TypeAppendAudit] = handle[AppendAudit]()
 	registerRecordingHandlers(&h)
 	return h
 }

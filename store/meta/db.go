@@ -117,7 +117,7 @@ func Open(path string, opts Options) (*DB, error) {
 
 func allBuckets() [][]byte {
 	b := [][]byte{bMeta, bCounters, bSettings, bTenants, bTenantNames, bGroups, bGroupNames,
-		bUsers, bUserNames, bTokens, bTokenHashes, bRec, bTime, bRef}
+		bUsers, bUserNames, bTokens, bTokenHashes, bRec, bTime, bRef, bAudit, bAuditIdx}
 	return append(b, indexBuckets...)
 }
 
