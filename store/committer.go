@@ -19,9 +19,10 @@ type LocalCommitter struct{ DB *meta.DB }
 
 var _ Committer = LocalCommitter{}
 
-// Commit applies cmd locally.
+// Commit applies cmd locally, group-committed with whatever other
+// goroutines commit at the same moment (meta.DB.ApplyConcurrent).
 func (c LocalCommitter) Commit(_ context.Context, cmd []byte) (meta.Result, error) {
-	return c.DB.Apply(cmd)
+	return c.DB.ApplyConcurrent(cmd)
 }
 
 // Apply encodes cmd and hands it to the store's Committer.

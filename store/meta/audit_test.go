@@ -208,3 +208,50 @@ func TestAuditRejects(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 }
+
+// TestApplyConcurrentGroupCommit: many goroutines appending at once all
+// succeed, each entry gets its own number, a rejected command among them
+// changes nothing and does not fail the others, and the chain is whole.
+func TestApplyConcurrentGroupCommit(t *testing.T) {
+	db := mustOpen(t)
+	const n = 200
+	errs := make(chan error, n)
+	seqs := make(chan string, n)
+	for i := range n {
+		go func() {
+			e := AuditEntry{Time: jan, Actor: fmt.Sprintf("u%d", i%7), Action: AuditPlay}
+			if i%10 == 0 {
+				e.Action = "dance" // rejected
+			}
+			b, _ := Encode(&AppendAudit{Entry: e})
+			res, err := db.ApplyConcurrent(b)
+			if i%10 == 0 {
+				if !errors.Is(err, ErrInvalid) {
+					errs <- fmt.Errorf("rejected command %d: %v", i, err)
+					return
+				}
+				errs <- nil
+				return
+			}
+			seqs <- res.ID
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(seqs)
+	seen := map[string]bool{}
+	for s := range seqs {
+		if seen[s] {
+			t.Fatalf("sequence %s given twice", s)
+		}
+		seen[s] = true
+	}
+	v, err := db.VerifyAudit()
+	if err != nil || v.Broken != 0 || v.Entries != n-n/10 || len(seen) != n-n/10 {
+		t.Fatalf("verify %+v %v, %d results", v, err, len(seen))
+	}
+}

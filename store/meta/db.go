@@ -107,6 +107,7 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
+	bdb.MaxBatchDelay = maxBatchDelay
 	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit}
 	if err := db.bolt.Update(initBuckets); err != nil {
 		_ = bdb.Close()
