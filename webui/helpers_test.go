@@ -274,7 +274,6 @@ func metaJSON(username string, start time.Time, dur string, extra string) string
 
 // recordingFiles counts recording files on the hot tier.
 func (e *testEnv) recordingFiles() int {
-	e.t.Helper()
 	n := 0
 	_ = filepath.WalkDir(filepath.Join(e.dir, "data", "recordings"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".cvr") {
