@@ -251,7 +251,7 @@ func (e *Engine) register(c *call, party int, ap netip.AddrPort, rtcp bool) {
 			return
 		}
 	}
-	old := e.table.put(ap, &endpoint{c: c, party: party, rtcp: rtcp})
+	old := e.table.put(ap, newEndpoint(c, party, rtcp))
 	c.parties[party].media = append(c.parties[party].media, ap)
 	if old != nil && old.c != c && !old.c.sip && !old.c.ended && !c.adopted {
 		e.adopt(c, old.c)
@@ -276,7 +276,7 @@ func (e *Engine) adopt(c, orphan *call) {
 	// The SIP call object carried no media yet; retire it quietly.
 	for i := range c.parties {
 		for _, ap := range c.parties[i].media {
-			e.table.put(ap, &endpoint{c: orphan, party: i})
+			e.table.put(ap, newEndpoint(orphan, i, false))
 		}
 	}
 	delete(e.calls, c)

@@ -86,6 +86,7 @@ type Engine struct {
 	linger   []lingerEntry
 
 	flushMu   sync.Mutex // one flush pass at a time
+	passCalls []*call    // the calls of a flush pass (flushMu), reused
 	clock     atomic.Int64
 	summaryMu sync.Mutex
 	summaries []CallSummary
@@ -283,7 +284,7 @@ func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []b
 // reader that filled it, so the packets that proved the flow is RTP are
 // recorded too. Called with e.mu held.
 func (e *Engine) installCandidate(s *stream, cd *candidate, now int64) {
-	if !s.lanes[cd.reader].CompareAndSwap(nil, cd.ring) {
+	if !s.setLane(cd.reader, cd.ring) {
 		return
 	}
 	queued := int64(cd.ring.Len())

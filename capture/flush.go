@@ -62,16 +62,20 @@ func (e *Engine) flush(now int64) {
 	defer e.flushMu.Unlock()
 	start := time.Now()
 	e.mu.Lock()
-	calls := make([]*call, 0, len(e.calls))
+	calls := e.passCalls[:0]
 	for c := range e.calls {
 		calls = append(calls, c)
 	}
 	e.mu.Unlock()
+	defer func() {
+		clear(calls) // finished calls must not stay reachable from here
+		e.passCalls = calls[:0]
+	}()
 	var waiting int64
 	for _, c := range calls {
 		e.flushCall(c, now)
 		for _, s := range c.streams {
-			for i := range s.lanes {
+			for i := range s.activeLanes() {
 				if r := s.lanes[i].Load(); r != nil {
 					waiting += int64(r.Len())
 				}
@@ -249,7 +253,7 @@ func (e *Engine) startRecording(c *call, now int64) error {
 		start = c.answeredAt
 	}
 	for _, s := range c.streams {
-		for i := range s.lanes {
+		for i := range s.activeLanes() {
 			if r := s.lanes[i].Load(); r != nil {
 				if sl, _, ok := r.Peek(); ok && sl.Arrival < start {
 					start = sl.Arrival
@@ -371,7 +375,7 @@ func (e *Engine) drain(c *call, rec *recording) {
 	for i := range rec.ch {
 		ch := &rec.ch[i]
 		s := c.streams[ch.party]
-		for l := range s.lanes {
+		for l := range s.activeLanes() {
 			ring := s.lanes[l].Load()
 			if ring == nil {
 				continue
@@ -552,7 +556,9 @@ func (e *Engine) seal(c *call, rec *recording, endAt int64) {
 // summary, if it was recorded, is filed by the seal job.
 func (e *Engine) finish(c *call) {
 	e.discardRings(c)
-	c.gone.Store(true)
+	for _, s := range c.streams {
+		s.gone.Store(true)
+	}
 	e.mu.Lock()
 	// The endpoints stay mapped to the finished call for a while, so RTP
 	// that trails a BYE or a failure is dropped, not taken for a new call
@@ -576,7 +582,7 @@ func (e *Engine) finish(c *call) {
 
 func (e *Engine) discardRings(c *call) {
 	for _, s := range c.streams {
-		for i := range s.lanes {
+		for i := range s.activeLanes() {
 			if r := s.lanes[i].Load(); r != nil {
 				r.Drain(func(*rtp.Slot, []byte) {})
 			}

@@ -106,10 +106,10 @@ func (r *Reader) udp(now int64) {
 	var isRTCP bool
 	if ep := e.table.get(dst); ep != nil {
 		// Sent to a party's endpoint: the other party's voice.
-		s, isRTCP = ep.c.streams[1-ep.party], ep.rtcp
+		s, isRTCP = ep.other, ep.rtcp
 	} else if ep := e.table.get(src); ep != nil {
 		// Sent from a party's endpoint (symmetric RTP behind NAT): its own.
-		s, isRTCP = ep.c.streams[ep.party], ep.rtcp
+		s, isRTCP = ep.own, ep.rtcp
 	}
 	if s == nil {
 		if rtp.IsRTCP(pl) {
@@ -130,7 +130,7 @@ func (r *Reader) udp(now int64) {
 			s = o
 		}
 	}
-	if s.c.gone.Load() {
+	if s.gone.Load() {
 		e.stats.AfterEnd.Add(1)
 		return
 	}
@@ -183,8 +183,14 @@ func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
 		// Import: the reader is also the flusher; make room and retry.
 		e.flush(e.clock.Load())
 	}
-	s.firstPT.CompareAndSwap(0, int32(r.hdr.PayloadType)+1)
-	s.ssrc.Store(r.hdr.SSRC)
+	// Load before writing: an atomic write takes the cache line even when
+	// nothing changes, and these rarely change.
+	if s.firstPT.Load() == 0 {
+		s.firstPT.CompareAndSwap(0, int32(r.hdr.PayloadType)+1)
+	}
+	if s.ssrc.Load() != r.hdr.SSRC {
+		s.ssrc.Store(r.hdr.SSRC)
+	}
 	s.lastPacket.Store(now)
 	s.packets.Add(1)
 	e.stats.RTPPackets.Add(1)

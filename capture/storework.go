@@ -229,7 +229,8 @@ type pendingRecorder struct {
 	id  string
 	rec atomic.Pointer[Recorder]
 	err atomic.Pointer[error]
-	buf []byte // flusher-owned until the seal job is queued
+	buf []byte   // flusher-owned until the seal job is queued
+	r   Recorder // flusher-owned: rec once the flusher has seen it
 }
 
 func (p *pendingRecorder) ready(r Recorder) { p.rec.Store(&r) }
@@ -258,6 +259,9 @@ func (p *pendingRecorder) ID() string { return p.id }
 
 // Write appends grid or raw bytes to the recording.
 func (p *pendingRecorder) Write(b []byte) (int, error) {
+	if p.r != nil {
+		return p.r.Write(b)
+	}
 	if r := p.created(); r != nil {
 		if len(p.buf) > 0 {
 			if _, err := r.Write(p.buf); err != nil {
@@ -265,6 +269,7 @@ func (p *pendingRecorder) Write(b []byte) (int, error) {
 			}
 			p.buf = nil // the store holds it now; do not keep the memory
 		}
+		p.r = r
 		return r.Write(b)
 	}
 	if err := p.err.Load(); err != nil {
