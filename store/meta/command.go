@@ -181,16 +181,7 @@ func (db *DB) applyOne(t *txn, b []byte) (Result, error) {
 // function of the database state and b: every replica that applies the same
 // log reaches the same state.
 func (db *DB) Apply(b []byte) (Result, error) {
-	var res Result
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		var err error
-		res, err = db.applyOne(&txn{tx: tx}, b)
-		return err
-	})
-	if err != nil {
-		return Result{Err: err}, err
-	}
-	return res, nil
+	return db.applyIn(db.bolt.Update, b)
 }
 
 // ApplyConcurrent applies one command like Apply, but commits it together
@@ -201,11 +192,16 @@ func (db *DB) Apply(b []byte) (Result, error) {
 // to maxBatchDelay longer than with Apply. The result is the same as
 // applying the commands one after another in the order they were queued.
 func (db *DB) ApplyConcurrent(b []byte) (Result, error) {
+	// Batch may run the function more than once (after another command of
+	// the batch failed); each run starts from a rolled-back transaction.
+	return db.applyIn(db.bolt.Batch, b)
+}
+
+// applyIn applies b in a write transaction that run (Update or Batch) opens.
+func (db *DB) applyIn(run func(func(*bolt.Tx) error) error, b []byte) (Result, error) {
 	var res Result
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := run(func(tx *bolt.Tx) error {
 		var err error
-		// Batch may run this more than once (after another command of the
-		// batch failed); each run starts from a rolled-back transaction.
 		res, err = db.applyOne(&txn{tx: tx}, b)
 		return err
 	})
