@@ -345,6 +345,11 @@ func indexHas(tx *bolt.Tx, bucket []byte, value string, skey []byte) bool {
 // hasWordPrefix reports whether some word of name (already lower case)
 // starts with w, splitting the way words does, without allocating.
 func hasWordPrefix(name []byte, w string) bool {
+	// Most names do not contain w at all: find that out at memchr speed
+	// before decoding runes (it halved the time walk of name queries).
+	if !bytes.Contains(name, []byte(w)) {
+		return false
+	}
 	for i := 0; i < len(name); {
 		r, n := utf8.DecodeRune(name[i:])
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
