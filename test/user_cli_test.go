@@ -28,7 +28,7 @@ func TestUserCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, stderr, code := runCLI(t, dir, []string{"CALLVAULT_PASSWORD=alice-password-1"}, append([]string{"user", "add", "alice", "--role", "supervisor", "--name", "Alice A."}, dd...)...)
+	out, stderr, code := runCLI(t, dir, []string{"CALLVAULT_NEW_PASSWORD=alice-password-1"}, append([]string{"user", "add", "alice", "--role", "supervisor", "--name", "Alice A."}, dd...)...)
 	if code != 0 || !strings.Contains(out, `created supervisor "alice"`) || strings.Contains(out, "password:") {
 		t.Fatalf("user add (password from the environment): %d\n%s%s", code, out, stderr)
 	}
@@ -48,12 +48,12 @@ func TestUserCommands(t *testing.T) {
 		{[]string{"user", "passwd", "nobody"}, `no user "nobody"`},
 		{[]string{"user", "disable", "admin"}, "last enabled admin"},
 	} {
-		_, stderr, code := runCLI(t, dir, []string{"CALLVAULT_PASSWORD=long-enough-password"}, append(bad.args, dd...)...)
+		_, stderr, code := runCLI(t, dir, []string{"CALLVAULT_NEW_PASSWORD=long-enough-password"}, append(bad.args, dd...)...)
 		if code == 0 || !strings.Contains(stderr, bad.want) {
 			t.Errorf("%v: exit %d, want an error with %q:\n%s", bad.args, code, bad.want, stderr)
 		}
 	}
-	_, stderr, code = runCLI(t, dir, []string{"CALLVAULT_PASSWORD=short"}, append([]string{"user", "add", "dave"}, dd...)...)
+	_, stderr, code = runCLI(t, dir, []string{"CALLVAULT_NEW_PASSWORD=short"}, append([]string{"user", "add", "dave"}, dd...)...)
 	if code == 0 || !strings.Contains(stderr, "too short") {
 		t.Errorf("short password accepted: %d %s", code, stderr)
 	}

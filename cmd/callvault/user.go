@@ -27,7 +27,7 @@ func newUserCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Add, list, change the password of, disable and enable accounts",
 		Long: `Manage accounts from the console, with the server stopped.
 
-A password comes from CALLVAULT_PASSWORD, or from the first line of standard input with
+The new password comes from CALLVAULT_NEW_PASSWORD, or from the first line of standard input with
 --password-stdin; with neither, a random password is made and printed once.`,
 		Example: `  callvault user add alice --role user --group sales --data-dir /var/lib/callvault/data
   echo 'correct horse battery staple' | callvault user passwd alice --password-stdin
@@ -43,7 +43,7 @@ A password comes from CALLVAULT_PASSWORD, or from the first line of standard inp
 		}
 	}
 	password := func() (string, bool, error) {
-		if pw, ok := os.LookupEnv("CALLVAULT_PASSWORD"); ok && pw != "" {
+		if pw, ok := os.LookupEnv("CALLVAULT_NEW_PASSWORD"); ok && pw != "" {
 			return pw, false, nil
 		}
 		if passwordStdin {
@@ -83,7 +83,7 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 --allow sets them exactly: ` + "play, download, delete, preserve, notes, bulk-download, upload, or none.",
 		Example: `  callvault user add alice --role user --group sales
   callvault user add bob --role supervisor --group sales --supervises sales --allow play,download,notes,preserve
-  CALLVAULT_PASSWORD='s3cret-enough-pass' callvault user add carol --role auditor`,
+  CALLVAULT_NEW_PASSWORD='s3cret-enough-pass' callvault user add carol --role auditor`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			r, err := appliance.ParseRole(role)
