@@ -1,7 +1,22 @@
 // Package webui is Callvault's HTTP side: the pages, /api/v1, the upload
 // API, sessions and roles, health and metrics endpoints, and the embedded
 // static assets. It reads and writes recordings only through interfaces
-// the appliance wires to the store; it never opens bbolt itself.
+// the appliance wires to the store (Data, in api.go); it never opens bbolt
+// itself.
+//
+// A request to the API passes three steps, in one place (guard in api.go):
+//
+//	authenticate (authn.go)  bearer token, HTTP Basic (argon2id behind a
+//	                         keyed verify cache, throttled per account and
+//	                         address), or the browser session + CSRF header
+//	authorize (authz.go)     every route names one Action; the role table
+//	                         and the user's permissions decide, and View
+//	                         gives the meta.Scope for what the user sees
+//	handle                   the route's handler, with the Principal
+//
+// Routes live in one table (apiRoutes), so a test sends every route as
+// every role. The upload API (upload.go, uploadmeta.go) streams the file
+// into the store and measures it there; see upload.go for why.
 package webui
 
 import (
