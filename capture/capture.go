@@ -15,8 +15,10 @@
 // and push RTP into the ring of the stream its endpoint belongs to, without
 // locks or allocation. Flushers own everything downstream of the rings:
 // they drain them on a timer (live) or every 20 ms of capture time
-// (import), create and seal recordings, and do all store I/O, so a reader
-// never waits for a disk or a commit.
+// (import) through playout into the recording's grid, so a reader never
+// waits for a disk or a commit. What waits for a commit (create, seal,
+// bookmarks) runs on the engine's store worker (storework.go), so a flush
+// pass does not wait for one either.
 //
 // Time is capture time: packet timestamps drive playout, timeouts and
 // offsets, so importing a file gives the same recording as capturing it

@@ -272,7 +272,7 @@ func (e *Engine) startRecording(c *call, now int64) error {
 	m.ID = id
 	// The store creates the recording on the store worker; until it has,
 	// the grid's bytes wait in the pendingRecorder.
-	r := &pendingRecorder{id: id}
+	r := newPendingRecorder(id)
 	rec := &recording{r: r, start: start, ch: chans, codecs: codecs}
 	if !playable {
 		rec.raw, err = newRawWriter(r, start)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // Store work: everything that waits for a bbolt commit (create a
 // recording, seal it, abort it, add a bookmark, set call info, link
-// transfers) runs on one goroutine the engine owns, fed by a FIFO queue,
+// transfers) runs on goroutines the engine owns, fed by FIFO queues,
 // instead of on the flush pass. A store commit fsyncs; when a hundred
 // calls start or end in the same second, doing that on the flush pass
 // stalled it for seconds and the rings of every other call overflowed
@@ -24,9 +25,9 @@ import (
 // pendingRecorder that buffers the first ticks until the store has
 // created the recording.
 //
-// Ordering per call holds because the queue is FIFO and there is one
-// worker: a call's create job is queued before its bookmarks, which are
-// queued before its seal. The recording ID is decided when the create
+// Ordering per call holds because every job of a recording goes to the
+// same worker's FIFO queue: a call's create job is queued before its
+// bookmarks, which are queued before its seal. The recording ID is decided when the create
 // job is queued (a UUIDv7, what the store would pick), so bookmarks and
 // links can name it at once.
 //
@@ -35,10 +36,18 @@ import (
 // running inline keeps it deterministic (a summary exists as soon as the
 // pass that sealed its call returns).
 
-// storeQueueLen bounds the jobs waiting for the store. When the store
+// storeWorkers run store jobs side by side: the store group-commits
+// concurrent commands (one bbolt transaction and one fsync for all of
+// them), so eight workers get through a burst of calls starting and
+// ending together in a fraction of the fsyncs one worker would wait for.
+// A call's jobs all go to one worker (chosen by its recording ID), so they
+// stay in order.
+const storeWorkers = 8
+
+// storeQueueLen bounds the jobs waiting for each worker. When the store
 // falls this far behind, queuing blocks the flush pass (backpressure,
 // seen as ring drops) rather than growing without bound.
-const storeQueueLen = 8192
+const storeQueueLen = 1024
 
 // maxPending bounds what a recording buffers while the store has not
 // created it yet: 512 KiB is half a minute of stereo G.711 ticks. A store
@@ -65,16 +74,17 @@ const (
 	jobAbort
 )
 
-// storeWorker runs store jobs in order on its own goroutine.
+// storeWorker runs store jobs in order per recording on its own
+// goroutines.
 type storeWorker struct {
-	mu      sync.Mutex // guards started, closed and the channel's life
+	mu      sync.Mutex // guards started, closed and the channels' life
 	started bool
 	closed  bool
-	jobs    chan storeJob
-	done    chan struct{}
+	jobs    [storeWorkers]chan storeJob
+	wg      sync.WaitGroup
 }
 
-// storeDo runs job: queued for the worker in live capture, inline in
+// storeDo runs job: queued for a worker in live capture, inline in
 // imports. Called by the flusher (flushMu held) and by Close.
 func (e *Engine) storeDo(job storeJob) {
 	if !e.cfg.Live {
@@ -91,17 +101,20 @@ func (e *Engine) storeDo(job storeJob) {
 	}
 	if !w.started {
 		w.started = true
-		w.jobs = make(chan storeJob, storeQueueLen)
-		w.done = make(chan struct{})
-		go e.storeLoop(w.jobs, w.done)
+		for i := range w.jobs {
+			w.jobs[i] = make(chan storeJob, storeQueueLen)
+			w.wg.Add(1)
+			go e.storeLoop(w.jobs[i])
+		}
 	}
-	jobs := w.jobs
+	jobs := w.jobs[job.rec.shard%storeWorkers]
 	w.mu.Unlock()
 	e.stats.StoreQueue.Add(1)
 	jobs <- job // only the flusher and Close send, and Close closes after them
 }
 
-// stopStoreWork lets the worker finish every queued job and waits for it.
+// stopStoreWork lets the workers finish every queued job and waits for
+// them.
 func (e *Engine) stopStoreWork() {
 	w := &e.work
 	w.mu.Lock()
@@ -113,13 +126,15 @@ func (e *Engine) stopStoreWork() {
 	started := w.started
 	w.mu.Unlock()
 	if started {
-		close(w.jobs)
-		<-w.done
+		for _, ch := range w.jobs {
+			close(ch)
+		}
+		w.wg.Wait()
 	}
 }
 
-func (e *Engine) storeLoop(jobs <-chan storeJob, done chan<- struct{}) {
-	defer close(done)
+func (e *Engine) storeLoop(jobs <-chan storeJob) {
+	defer e.work.wg.Done()
 	for job := range jobs {
 		e.stats.StoreQueue.Add(-1)
 		e.runJob(job)
@@ -218,6 +233,14 @@ func newRecordingID() (string, error) {
 	return u.String(), nil
 }
 
+// newPendingRecorder is the flusher's handle on recording id, assigned to
+// a store worker by a hash of its ID.
+func newPendingRecorder(id string) *pendingRecorder {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &pendingRecorder{id: id, shard: h.Sum32()}
+}
+
 // pendingRecorder is the flusher's side of a recording the store may not
 // have created yet. Until it has, writes are buffered (at most
 // maxPending); the first write after creation hands the buffer to the
@@ -226,11 +249,12 @@ func newRecordingID() (string, error) {
 // failure (fail), and after the seal job is queued the flusher no longer
 // touches it.
 type pendingRecorder struct {
-	id  string
-	rec atomic.Pointer[Recorder]
-	err atomic.Pointer[error]
-	buf []byte   // flusher-owned until the seal job is queued
-	r   Recorder // flusher-owned: rec once the flusher has seen it
+	id    string
+	shard uint32 // which store worker runs its jobs
+	rec   atomic.Pointer[Recorder]
+	err   atomic.Pointer[error]
+	buf   []byte   // flusher-owned until the seal job is queued
+	r     Recorder // flusher-owned: rec once the flusher has seen it
 }
 
 func (p *pendingRecorder) ready(r Recorder) { p.rec.Store(&r) }

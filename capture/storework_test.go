@@ -187,7 +187,7 @@ func TestPendingRecorder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pendingRecorder{id: id}
+	p := newPendingRecorder(id)
 	var want []byte
 	for i := 0; i < 10; i++ {
 		b := bytes.Repeat([]byte{byte(i)}, 1000)
@@ -216,7 +216,7 @@ func TestPendingRecorder(t *testing.T) {
 		t.Fatalf("stored %d bytes, want the %d written in order", len(got), len(want))
 	}
 
-	never := &pendingRecorder{id: "never"}
+	never := newPendingRecorder("never")
 	chunk := make([]byte, 64<<10)
 	var werr error
 	for i := 0; i < maxPending/len(chunk)+1 && werr == nil; i++ {
