@@ -30,6 +30,10 @@ type Recorder struct {
 	dek    []byte
 	err    error // first write error; the recording is then recovered on Close
 	closed bool
+	// bulk recordings (uploads, imports) are left out of the once-a-second
+	// flush: a crash discards an upload anyway (its sender got no 201), and
+	// an import is run again.
+	bulk bool
 }
 
 // Final is what the producer knows when a recording ends.
@@ -136,7 +140,7 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 		keyring.Zero(dek)
 		return nil, fmt.Errorf("commit new recording: %w", err)
 	}
-	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek}
+	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk}
 	s.mu.Lock()
 	s.open[rec.ID] = r
 	s.mu.Unlock()
@@ -282,8 +286,10 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	return rec, nil
 }
 
-// Abort discards the recording: file removed, metadata deleted. For
-// uploads that fail or are cut off, so they leave nothing behind.
+// Abort discards the recording: file removed, metadata removed without a
+// tombstone. For uploads that fail or are cut off and early media of
+// unanswered calls, so they leave nothing behind. by is kept for the
+// caller's audit entry; the store itself records nothing of it.
 func (r *Recorder) Abort(ctx context.Context, by string) error {
 	r.mu.Lock()
 	if r.closed {
@@ -295,7 +301,7 @@ func (r *Recorder) Abort(ctx context.Context, by string) error {
 	keyring.Zero(r.dek)
 	r.mu.Unlock()
 	r.s.forget(r, false)
-	if _, cerr := r.s.Apply(ctx, &meta.DeleteRecording{ID: r.id, By: by, At: r.s.cfg.Now().UTC()}); cerr != nil {
+	if _, cerr := r.s.Apply(ctx, &meta.DiscardRecording{ID: r.id}); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err

@@ -81,7 +81,7 @@ func (s *Store) recoverFile(rec meta.Recording) (recfile.RecoverResult, error) {
 
 func (s *Store) discardUpload(ctx context.Context, rec meta.Recording) error {
 	s.log.Warn("removing upload cut off by a crash", "id", rec.ID)
-	if _, err := s.Apply(ctx, &meta.DeleteRecording{ID: rec.ID, By: "system:recovery", At: s.cfg.Now().UTC()}); err != nil {
+	if _, err := s.Apply(ctx, &meta.DiscardRecording{ID: rec.ID}); err != nil {
 		return fmt.Errorf("discard cut-off upload %s: %w", rec.ID, err)
 	}
 	if err := os.Remove(filepath.Join(s.hotRoot, rec.File.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {

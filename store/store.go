@@ -212,7 +212,9 @@ func (s *Store) flushAll() {
 	s.mu.Lock()
 	recs := make([]*Recorder, 0, len(s.open))
 	for _, r := range s.open {
-		recs = append(recs, r)
+		if !r.bulk {
+			recs = append(recs, r)
+		}
 	}
 	s.mu.Unlock()
 	// Seal every recording's chunk first (each under its own lock, briefly),

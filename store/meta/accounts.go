@@ -58,6 +58,10 @@ type Group struct {
 	Tenant      string   `json:"tenant"`
 	Name        string   `json:"name"`
 	Supervisors []string `json:"supervisors"` // user IDs
+	// Permissions, when set, restrict the group's members: a member may do
+	// what both their own permissions and every one of their groups'
+	// allow. Nil: the group restricts nothing.
+	Permissions *Permissions `json:"permissions,omitempty"`
 }
 
 // User is an account. PasswordHash is an argon2id PHC string computed by the

@@ -46,6 +46,7 @@ const (
 	// Appended, never inserted: the type byte is on disk and in raft logs.
 	TypeSetCallInfo
 	TypeAppendAudit
+	TypeDiscardRecording
 )
 
 // Command is a metadata change. Only the types in this package implement it;

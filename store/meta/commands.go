@@ -155,6 +155,7 @@ func (*DeleteRecording) commandType() CommandType  { return TypeDeleteRecording 
 
 func registerRecordingHandlers(h *[256]handler) {
 	h[TypeCreateRecording] = handle[CreateRecording]()
+	h[TypeDiscardRecording] = handle[DiscardRecording]()
 	h[TypeUpdateRecording] = handle[UpdateRecording]()
 	h[TypeSetLocation] = handle[SetLocation]()
 	h[TypeAddNote] = handle[AddNote]()
@@ -433,6 +434,38 @@ func (c *DeleteRecording) apply(t *txn) (Result, error) {
 		return Result{}, err
 	}
 	return Result{ID: tomb.ID, Reference: tomb.Reference}, t.storeRecording(r, &tomb, u)
+}
+
+// DiscardRecording removes a recording that never became one: an upload
+// refused or cut off, early media of a call nobody answered. Unlike
+// DeleteRecording it leaves no tombstone (its reference number stays
+// unused), so only a recording still being written can be discarded.
+type DiscardRecording struct {
+	ID string `json:"id"`
+}
+
+func (*DiscardRecording) commandType() CommandType { return TypeDiscardRecording }
+
+func (c *DiscardRecording) apply(t *txn) (Result, error) {
+	r, u, err := t.loadRecording("id", c.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.Status != StatusRecording {
+		return Result{}, fmt.Errorf("%w: recording %s is %s; only one being written can be discarded", ErrInvalid, u, r.Status)
+	}
+	skey := makeSkey(r.Start, u)
+	for _, e := range indexEntries(r, skey) {
+		if err := t.del(indexBuckets[e.bucket], []byte(e.key)); err != nil {
+			return Result{}, err
+		}
+	}
+	for _, d := range []struct{ b, k []byte }{{bTime, skey}, {bRef, []byte(r.Reference)}, {bRec, u[:]}} {
+		if err := t.del(d.b, d.k); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{ID: r.ID, Reference: r.Reference}, nil
 }
 
 // SetCallInfo sets who and what a recording is about when capture learns

@@ -307,3 +307,37 @@ func TestCheckFindsCorruption(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscardLeavesNothing: a recording still being written can be
+// discarded, leaving no record, no index entry and no search hit; a
+// finished one cannot.
+func TestDiscardLeavesNothing(t *testing.T) {
+	db := mustOpen(t)
+	keep, gone := newRec(t, jan), newRec(t, jan.Add(time.Minute))
+	gone.Notes = []Note{{ID: "n1", Author: "u1", Time: jan, Text: "discard me"}}
+	gone.Preserved = &Preservation{By: "u1", At: jan}
+	mustApply(t, db, &CreateRecording{Recording: keep})
+	res := mustApply(t, db, &CreateRecording{Recording: gone})
+	mustApply(t, db, &DiscardRecording{ID: gone.ID})
+	if _, err := db.Recording(gone.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("discarded recording still there: %v", err)
+	}
+	if _, err := db.RecordingByReference(res.Reference); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reference still there: %v", err)
+	}
+	for _, q := range []Query{{Scope: Scope{All: true}, IncludeDeleted: true}, {Scope: Scope{All: true}, NoteWords: "discard"}, {Scope: Scope{All: true}, Preserved: true}} {
+		p, err := db.Search(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.Recordings {
+			if r.ID == gone.ID {
+				t.Fatalf("search %+v finds the discarded recording", q)
+			}
+		}
+	}
+	mustApply(t, db, &UpdateRecording{ID: keep.ID, Status: StatusComplete, SealHash: strings.Repeat("ab", 32)})
+	wantErr(t, db, &DiscardRecording{ID: keep.ID}, ErrInvalid)
+	wantErr(t, db, &DiscardRecording{ID: gone.ID}, ErrNotFound)
+	// mustOpen's cleanup runs Check: every index agrees with what is left.
+}
