@@ -82,6 +82,10 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 		_ = st.Close()
 		return nil, err
 	}
+	if err := applyRetentionDefault(context.Background(), st, cfg.Storage.DefaultRetentionDays, log); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 
 	web, err := webui.New(webui.Config{
 		SecureCookies:        cfg.HTTP.TLS,

@@ -67,6 +67,7 @@ type StorageConfig struct {
 	ArchiveAfterDays     int           `mapstructure:"archive_after_days" yaml:"archive_after_days"`
 	HotHighWatermark     int           `mapstructure:"hot_high_watermark_pct" yaml:"hot_high_watermark_pct"`
 	TierInterval         time.Duration `mapstructure:"tier_interval" yaml:"tier_interval"`
+	PurgeInterval        time.Duration `mapstructure:"purge_interval" yaml:"purge_interval"`
 	MinFreeBytes         int64         `mapstructure:"min_free_bytes" yaml:"min_free_bytes"`
 	DefaultRetentionDays int           `mapstructure:"default_retention_days" yaml:"default_retention_days"`
 }
@@ -104,6 +105,7 @@ func defaults() map[string]any {
 		"storage.archive_after_days":     0,
 		"storage.hot_high_watermark_pct": 0,
 		"storage.tier_interval":          "10m",
+		"storage.purge_interval":         "1h",
 		"storage.min_free_bytes":         int64(256 << 20),
 		"storage.default_retention_days": 0,
 		"capture.interfaces":             []string{},
@@ -355,6 +357,9 @@ func (c Config) Validate() error {
 	}
 	if (c.Storage.ArchiveAfterDays > 0 || c.Storage.HotHighWatermark > 0) && c.Storage.ArchiveDir == "" {
 		bad("storage.archive_dir", "must be set when archive_after_days or hot_high_watermark_pct is set")
+	}
+	if c.Storage.PurgeInterval != 0 && c.Storage.PurgeInterval < time.Second {
+		bad("storage.purge_interval", "%s is too short; allowed: 0 (off) or at least 1s", c.Storage.PurgeInterval)
 	}
 	if c.Storage.TierInterval < time.Second {
 		bad("storage.tier_interval", "%s is too short; allowed: at least 1s", c.Storage.TierInterval)

@@ -1,12 +1,14 @@
 package appliance
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
 	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/meta"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,6 +28,7 @@ func storeConfig(cfg Config, environ []string, log *slog.Logger) store.Config {
 		},
 		FlushInterval: cfg.Storage.FlushInterval,
 		MinFreeBytes:  cfg.Storage.MinFreeBytes,
+		PurgeInterval: cfg.Storage.PurgeInterval,
 		Node:          host,
 		Log:           log.With("subsystem", "store"),
 	}
@@ -80,10 +83,34 @@ func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
 		counter("callvault_store_disk_full_errors_total", "Recordings refused or cut short because the hot tier was full.", s.DiskFullErrors.Load),
 		gauge("callvault_store_disk_full", "1 while the hot tier is below storage.min_free_bytes.", func() float64 { return b2f(s.DiskFull.Load()) }),
 		counter("callvault_store_read_errors_total", "Recordings that could not be opened for reading.", s.ReadErrors.Load),
+		counter("callvault_retention_purged_total", "Recordings deleted because their retention ran out.", s.Purged.Load),
+		counter("callvault_retention_purge_errors_total", "Deletions by retention that failed.", s.PurgeErrors.Load),
 		counter("callvault_store_flush_syncs_total", "fsync and syncfs calls of the once-a-second flusher of open recordings.", s.Syncs.Load),
 		counter("callvault_tier_moved_total", "Recordings moved to the archive tier.", s.TierMoved.Load),
 		counter("callvault_tier_moved_bytes_total", "Bytes moved to the archive tier.", s.TierMovedBytes.Load),
 		counter("callvault_tier_errors_total", "Failed moves to the archive tier.", s.TierErrors.Load),
 		gauge("callvault_tier_archive_down", "1 while the archive tier is unmounted or not writable.", func() float64 { return b2f(s.ArchiveDown.Load()) }),
 	)
+}
+
+// applyRetentionDefault makes storage.default_retention_days the
+// installation's retention policy when it is set (> 0): the configuration
+// file is authoritative for it, so a fleet managed by configuration stays
+// consistent. Tenants and groups get their own policies in the admin UI.
+func applyRetentionDefault(ctx context.Context, st *store.Store, days int, log *slog.Logger) error {
+	if days <= 0 {
+		return nil
+	}
+	cur, ok, err := st.Meta().RetentionFor("", "")
+	if err != nil {
+		return err
+	}
+	if ok && cur == days {
+		return nil
+	}
+	if _, err := st.Apply(ctx, &meta.SetRetention{Days: days}); err != nil {
+		return fmt.Errorf("storage.default_retention_days: %w", err)
+	}
+	log.Info("installation retention policy set from the configuration", "days", days)
+	return nil
 }

@@ -22,4 +22,6 @@ type Stats struct {
 	ArchiveDown       atomic.Bool  // the archive tier is unavailable now
 	ReadErrors        atomic.Int64 // recordings that could not be opened for reading
 	Syncs             atomic.Int64 // fsync/syncfs calls of the once-a-second flusher
+	Purged            atomic.Int64 // recordings deleted because their retention ran out
+	PurgeErrors       atomic.Int64 // deletions by retention that failed
 }

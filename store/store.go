@@ -71,6 +71,9 @@ type Config struct {
 	MinFreeBytes int64
 	// Archive is the archive tier; zero value: none.
 	Archive ArchiveConfig
+	// PurgeInterval is how often recordings whose retention ran out are
+	// deleted; 0 turns the purge off (Purge can still be called).
+	PurgeInterval time.Duration
 	// Node names this appliance in recordings it creates.
 	Node string
 	// Log receives the store's log lines; nil discards them.
@@ -106,6 +109,9 @@ type Store struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	tier    *tierMover
+	// purgeDone is closed when the purge loop has stopped (at once when
+	// there is none).
+	purgeDone chan struct{}
 }
 
 // Open locks the data directory (failing at once, naming the holder, if
@@ -169,6 +175,12 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("recover recordings left open: %w", err)
 	}
 	go s.flushLoop()
+	s.purgeDone = make(chan struct{})
+	if cfg.PurgeInterval > 0 {
+		go s.purgeLoop(cfg.PurgeInterval)
+	} else {
+		close(s.purgeDone)
+	}
 	if s.tier != nil {
 		// After recovery, so the mover never sees a half-recovered file.
 		s.tier.start()
@@ -262,6 +274,7 @@ func (s *Store) Close() error {
 
 	close(s.stop)
 	<-s.stopped
+	<-s.purgeDone
 	if s.tier != nil {
 		s.tier.Stop()
 	}

@@ -47,6 +47,7 @@ const (
 	TypeSetCallInfo
 	TypeAppendAudit
 	TypeDiscardRecording
+	TypeSetRetention
 )
 
 // Command is a metadata change. Only the types in this package implement it;

@@ -156,6 +156,7 @@ func (*DeleteRecording) commandType() CommandType  { return TypeDeleteRecording 
 func registerRecordingHandlers(h *[256]handler) {
 	h[TypeCreateRecording] = handle[CreateRecording]()
 	h[TypeDiscardRecording] = handle[DiscardRecording]()
+	h[TypeSetRetention] = handle[SetRetention]()
 	h[TypeUpdateRecording] = handle[UpdateRecording]()
 	h[TypeSetLocation] = handle[SetLocation]()
 	h[TypeAddNote] = handle[AddNote]()
@@ -193,6 +194,9 @@ func (c *CreateRecording) apply(t *txn) (Result, error) {
 	u, _ := uuid.Parse(r.ID)
 	if t.b(bRec).Get(u[:]) != nil {
 		return Result{}, fmt.Errorf("%w: recording %s", ErrExists, u)
+	}
+	if r.DeleteAfter.IsZero() {
+		r.DeleteAfter = deleteAfter(t.tx, r.Tenant, r.Group, r.Start)
 	}
 	// Validation is over; from here on only writes.
 	ref, err := t.nextReference(r.Start)

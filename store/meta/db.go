@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/google/uuid"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -69,10 +72,12 @@ var (
 	bRemName = []byte("idx_remotename")
 	bNote    = []byte("idx_note")
 	bAttr    = []byte("idx_attr")
+	// Recordings due for deletion: DeleteAfter ms (8 bytes BE) 0x00 skey.
+	bExpiry = []byte("idx_expiry")
 )
 
 // indexBuckets are the value‖0x00‖skey indexes derived from a recording by indexKeys.
-var indexBuckets = [][]byte{bCallID, bUser, bGroup, bLocNum, bRemNum, bRemName, bNote, bAttr}
+var indexBuckets = [][]byte{bCallID, bUser, bGroup, bLocNum, bRemNum, bRemName, bNote, bAttr, bExpiry}
 
 // Options tune Open. The zero value is fine for production.
 type Options struct {
@@ -123,8 +128,15 @@ func allBuckets() [][]byte {
 }
 
 func initBuckets(tx *bolt.Tx) error {
+	newExpiry := tx.Bucket(bExpiry) == nil
 	for _, name := range allBuckets() {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	if newExpiry {
+		// A database from before the expiry index: build it.
+		if err := buildIndex(tx, ixExpiry); err != nil {
 			return err
 		}
 	}
@@ -204,4 +216,26 @@ func checkUnique(tx *bolt.Tx, primary, idx []byte, keyOf func(v []byte) ([]byte,
 		return fmt.Errorf("%w: %s has %d keys, want %d", ErrCorrupt, idx, n, want)
 	}
 	return nil
+}
+
+// buildIndex adds every recording's entries of one index.
+func buildIndex(tx *bolt.Tx, ix int) error {
+	return tx.Bucket(bRec).ForEach(func(k, v []byte) error {
+		var r Recording
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("%w: recording %x: %w", ErrCorrupt, k, err)
+		}
+		u, err := uuid.FromBytes(k)
+		if err != nil {
+			return fmt.Errorf("%w: recording key %x", ErrCorrupt, k)
+		}
+		for _, e := range indexEntries(&r, makeSkey(r.Start, u)) {
+			if e.bucket == ix {
+				if err := tx.Bucket(indexBuckets[ix]).Put([]byte(e.key), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }

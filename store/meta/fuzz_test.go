@@ -46,6 +46,7 @@ func fuzzSeedCommands() []Command {
 		&UpdateRecording{ID: b.ID, Status: StatusComplete, SealHash: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
 		&PutSetting{Key: "k", Value: []byte("v")},
 		&DiscardRecording{ID: "0198a000-0000-7000-8000-000000000002"},
+		&SetRetention{Tenant: "t1", Days: 90},
 		&AppendAudit{Entry: AuditEntry{Time: jan, Actor: "u1", Tenant: "t1", Action: AuditPlay, Recording: "0198a000-0000-7000-8000-000000000002", Address: "192.0.2.7"}},
 	}
 }

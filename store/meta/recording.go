@@ -517,6 +517,7 @@ const (
 	ixRemName
 	ixNote
 	ixAttr
+	ixExpiry
 )
 
 // attribute index values.
@@ -569,6 +570,7 @@ func indexEntries(r *Recording, skey []byte) []indexEntry {
 	if r.Status != StatusComplete {
 		add(ixAttr, attrStatus(r.Status))
 	}
+	add(ixExpiry, expiryValue(r))
 	slices.SortFunc(es, func(a, b indexEntry) int {
 		if a.bucket != b.bucket {
 			return a.bucket - b.bucket
