@@ -375,13 +375,29 @@ func (p *Playout) place(pos int64, payload []byte) {
 	}
 }
 
+// resetSlot gives a slot to tick k. Its bytes are not cleared: NextTick
+// puts silence wherever no packet wrote (cover says where), so a tick
+// that packets cover whole, the usual case, is written once, not twice.
 func (p *Playout) resetSlot(slot, k int64) {
-	b := p.buf[int(slot)*p.tickBytes : int(slot+1)*p.tickBytes]
-	for i := range b {
-		b[i] = p.silence
-	}
 	clear(p.cover[int(slot)*p.wordsPerTk : int(slot+1)*p.wordsPerTk])
 	p.tags[slot] = k
+}
+
+// copyTick copies a slot's bytes to dst with codec silence in every unit
+// no packet covered.
+func (p *Playout) copyTick(dst []byte, slot int64) {
+	copy(dst, p.buf[int(slot)*p.tickBytes:int(slot+1)*p.tickBytes])
+	if p.countCover(slot, 0, int(p.upt)) == int(p.upt) {
+		return
+	}
+	w := p.cover[int(slot)*p.wordsPerTk : int(slot+1)*p.wordsPerTk]
+	for u := 0; u < int(p.upt); u++ {
+		if w[u/64]&(1<<(u%64)) == 0 {
+			for i := u * p.bpu; i < (u+1)*p.bpu; i++ {
+				dst[i] = p.silence
+			}
+		}
+	}
 }
 
 // setCover marks units [from, to) of a slot as received and reports
@@ -484,7 +500,7 @@ func (p *Playout) NextTick(dst []byte, now int64) (audio.TickFlag, bool) {
 	slot := k & p.tmask
 	covered := 0
 	if p.tags[slot] == k {
-		copy(dst, p.buf[int(slot)*p.tickBytes:int(slot+1)*p.tickBytes])
+		p.copyTick(dst, slot)
 		if from < to {
 			covered = p.countCover(slot, int(from-tickStart), int(to-tickStart))
 		}
