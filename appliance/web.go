@@ -2,18 +2,42 @@ package appliance
 
 import (
 	"context"
+	"io"
 
 	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/store/meta"
 	"github.com/callvault/callvault/webui"
 )
 
-// webData wires the store into the web UI's API: users and tokens are read
-// from the metadata database, changes go through the store's Committer, and
-// uploads are written by the store's pipelined encrypting writer.
+// webData wires the store into the web UI's API: users, tokens,
+// recordings and the audit log are read from the metadata database,
+// changes go through the store's Committer, uploads are written by the
+// store's pipelined encrypting writer, and audio is read and deleted
+// through the store (which decrypts and crypto-shreds).
 func webData(st *store.Store) webui.Data {
-	return webui.Data{Users: st.Meta(), Commands: st, Recordings: uploads{st}}
+	return webui.Data{Users: st.Meta(), Commands: st, Recordings: uploads{st}, Catalog: st.Meta(), Library: library{st}}
 }
+
+// library opens recordings for rendering and deletes them.
+type library struct{ st *store.Store }
+
+var _ webui.Library = library{}
+
+func (l library) OpenSource(ctx context.Context, id string) (*audio.Source, io.Closer, error) {
+	a, err := l.st.OpenAudio(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := a.Source()
+	if err != nil {
+		_ = a.Close()
+		return nil, nil, err
+	}
+	return src, a, nil
+}
+
+func (l library) Delete(ctx context.Context, id, by string) error { return l.st.Delete(ctx, id, by) }
 
 // uploads creates upload recordings in the store.
 type uploads struct{ st *store.Store }

@@ -8,15 +8,37 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/store/meta"
 )
 
-// Directory finds users and API tokens. *meta.DB satisfies it.
+// Directory finds users, their groups and API tokens. *meta.DB satisfies it.
 type Directory interface {
 	User(id string) (meta.User, error)
 	UserByName(tenant, username string) (meta.User, error)
+	Users(tenant string) ([]meta.User, error)
+	Group(id string) (meta.Group, error)
 	TokenByHash(h [32]byte) (meta.Token, error)
 	Tokens(user string) ([]meta.Token, error)
+}
+
+// Catalog reads recordings and the audit log. *meta.DB satisfies it.
+type Catalog interface {
+	Recording(id string) (meta.Recording, error)
+	Search(q meta.Query) (meta.Page, error)
+	SearchAudit(q meta.AuditQuery) (meta.AuditPage, error)
+}
+
+// Library opens recordings' audio and deletes recordings. The appliance
+// wires it to the store (OpenAudio + Source, and the crypto-shredding
+// Delete).
+type Library interface {
+	// OpenSource opens the recording's decrypted file for rendering; the
+	// closer releases the file.
+	OpenSource(ctx context.Context, id string) (*audio.Source, io.Closer, error)
+	// Delete crypto-shreds the recording; a preserved one is refused with
+	// meta.ErrPreserved.
+	Delete(ctx context.Context, id, by string) error
 }
 
 // Committer applies metadata commands (tokens, users, notes, holds).
@@ -66,6 +88,8 @@ type Data struct {
 	Users      Directory
 	Commands   Committer
 	Recordings Recordings
+	Catalog    Catalog
+	Library    Library
 }
 
 // route is one API route: the action it needs is part of its definition,
@@ -74,6 +98,9 @@ type route struct {
 	method, pattern string
 	action          Action
 	handle          func(w http.ResponseWriter, r *http.Request, p *Principal)
+	// doc describes the route in the OpenAPI document (openapi.go); it sits
+	// here so a route cannot be added without saying what it answers.
+	doc routeDoc
 }
 
 // RouteInfo describes an API route for tests and documentation.
@@ -83,20 +110,70 @@ type RouteInfo struct {
 }
 
 // apiRoutes is the API. Add routes here; the route × role test picks them
-// up by itself.
+// up by itself, and the OpenAPI document is generated from the docs.
 func (s *Server) apiRoutes() []route {
+	const (
+		GET, POST, PUT, DELETE = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+	)
+	upload := routeDoc{summary: "Upload a recording (Imagicle Call Recording API): multipart/form-data with the parts jsondata and attachment",
+		bodyCT: "multipart/form-data", ok: 201, resp: map[string]string{}, errs: []int{400, 409}, badRequest: uploadError{}}
+	change := func(summary string, body any) routeDoc {
+		return routeDoc{summary: summary, body: body, ok: 200, resp: recordingJSON{}, errs: []int{400, 404}}
+	}
 	return []route{
 		// The Imagicle Call Recording upload route, kept verbatim so existing
 		// integrations work unchanged, and the same under /api/v1.
-		{http.MethodPost, "/fw/Apps/Recorder/WebAPI/Recordings", ActUpload, s.handleUpload},
-		{http.MethodPost, "/api/v1/recordings", ActUpload, s.handleUpload},
+		{POST, "/fw/Apps/Recorder/WebAPI/Recordings", ActUpload, s.handleUpload, upload},
+		{POST, "/api/v1/recordings", ActUpload, s.handleUpload, upload},
 
-		{http.MethodGet, "/api/v1/me", ActAccount, s.handleMe},
-		{http.MethodGet, "/api/v1/tokens", ActAccount, s.handleListTokens},
-		{http.MethodPost, "/api/v1/tokens", ActAccount, s.handleCreateToken},
-		{http.MethodDelete, "/api/v1/tokens/{id}", ActAccount, s.handleRevokeToken},
+		{GET, "/api/v1/recordings", ActView, s.handleSearch, routeDoc{summary: "Search recordings (what the caller may see; last 7 days unless from/to is given)",
+			params: searchParamDocs(), ok: 200, resp: searchResponse{}, errs: []int{400}}},
+		{GET, "/api/v1/recordings/{id}", ActView, s.handleRecording, routeDoc{summary: "A recording's details: notes, bookmarks, quality, retention, related recordings",
+			ok: 200, resp: recordingJSON{}, errs: []int{404}}},
+		{GET, "/api/v1/recordings/{id}/audio", ActPlay, s.handleAudio, routeDoc{summary: "Play: the audio as WAV (with HTTP Range) or MP3",
+			params: audioParams, ok: 200, respCT: []string{"audio/wav", "audio/mpeg"}, errs: []int{206, 400, 404, 409, 416, 501, 503}}},
+		{GET, "/api/v1/recordings/{id}/download", ActDownload, s.handleDownload, routeDoc{summary: "Download as <yyyymmdd>_<hhmm>_<reference>.mp3 or .wav",
+			params: downloadParams, ok: 200, respCT: []string{"audio/mpeg", "audio/wav"}, errs: []int{400, 404, 409, 501, 503}}},
+		{POST, "/api/v1/recordings/download", ActBulkDownload, s.handleZip, routeDoc{summary: "Download up to 20 recordings as one zip",
+			body: zipRequest{}, ok: 200, respCT: []string{"application/zip"}, errs: []int{400, 404, 409, 501, 503}}},
+		{DELETE, "/api/v1/recordings/{id}", ActDelete, s.handleDelete, routeDoc{summary: "Delete (crypto-shred) a recording; a preserved one is refused with 409",
+			ok: 204, errs: []int{404, 409}}},
+		{POST, "/api/v1/recordings/delete", ActDelete, s.handleBulkDelete, routeDoc{summary: "Delete several recordings; the answer has a result per ID",
+			body: idsRequest{}, ok: 200, resp: bulkResponse{}, errs: []int{400}}},
+		{POST, "/api/v1/recordings/{id}/notes", ActNotes, s.handleAddNote, change("Add a note", noteRequest{})},
+		{PUT, "/api/v1/recordings/{id}/rating", ActNotes, s.handleSetRating, change("Score the call, 1 to 5", ratingRequest{})},
+		{PUT, "/api/v1/recordings/{id}/category", ActNotes, s.handleSetCategory, change("Set the category (empty clears it)", categoryRequest{})},
+		{PUT, "/api/v1/recordings/{id}/fields/{key}", ActNotes, s.handleSetField, change("Set a custom field (an empty value removes it)", fieldRequest{})},
+		{PUT, "/api/v1/recordings/{id}/complete", ActNotes, s.handleSetComplete, change("Set the complete-transaction flag", completeRequest{})},
+		{PUT, "/api/v1/recordings/{id}/review-minutes", ActNotes, s.handleSetReviewMinutes, change("Record the minutes spent reviewing", reviewRequest{})},
+		{PUT, "/api/v1/recordings/{id}/transcript", ActNotes, s.handleSetTranscript, change("Replace the transcript", transcriptRequest{})},
+		{POST, "/api/v1/recordings/{id}/bookmarks", ActNotes, s.handleAddBookmark, change("Add a bookmark", bookmarkRequest{})},
+		{POST, "/api/v1/recordings/{id}/preserve", ActPreserve, s.handlePreserve, routeDoc{summary: "Put under legal hold (optionally until a time)",
+			body: preserveRequest{}, bodyOptional: true, ok: 200, resp: recordingJSON{}, errs: []int{204, 400, 404}}},
+		{POST, "/api/v1/recordings/{id}/release", ActPreserve, s.handleRelease, routeDoc{summary: "Lift the legal hold",
+			ok: 200, resp: recordingJSON{}, errs: []int{204, 404}}},
+		{GET, "/api/v1/recordings/{id}/related", ActView, s.handleListRelated, routeDoc{summary: "Related recordings the caller may see",
+			ok: 200, resp: []relatedJSON{}, errs: []int{404}}},
+		{POST, "/api/v1/recordings/{id}/related", ActNotes, s.handleLinkRelated, change("Link another recording (both ways)", relatedRequest{})},
 
-		{http.MethodPost, "/api/v1/users", ActAdmin, s.handleCreateUser},
+		{GET, "/api/v1/audit", ActAudit, s.handleAudit, routeDoc{summary: "The audit log of the caller's tenant, newest first",
+			params: auditParams, ok: 200, resp: auditResponse{}, errs: []int{400}}},
+
+		{GET, "/api/v1/me", ActAccount, s.handleMe, routeDoc{summary: "The signed-in account and what it may do", ok: 200, resp: meResponse{}}},
+		{GET, "/api/v1/tokens", ActAccount, s.handleListTokens, routeDoc{summary: "The caller's API tokens", ok: 200, resp: []tokenInfo{}}},
+		{POST, "/api/v1/tokens", ActAccount, s.handleCreateToken, routeDoc{summary: "Create an API token (with a password or a session, not with a token)",
+			body: createTokenRequest{}, ok: 201, resp: createTokenResponse{}, errs: []int{400}}},
+		{DELETE, "/api/v1/tokens/{id}", ActAccount, s.handleRevokeToken, routeDoc{summary: "Revoke one of the caller's tokens", ok: 204, errs: []int{404}}},
+
+		{GET, "/api/v1/users", ActAdmin, s.handleListUsers, routeDoc{summary: "The users of the admin's tenant", ok: 200, resp: []userJSON{}}},
+		{POST, "/api/v1/users", ActAdmin, s.handleCreateUser, routeDoc{summary: "Create a user in the admin's tenant",
+			body: createUserRequest{}, ok: 201, resp: map[string]string{}, errs: []int{400, 409}}},
+		{POST, "/api/v1/users/{id}/password", ActAccount, s.handleSetPassword, routeDoc{summary: "Set a password: an admin for a user of the tenant, or users for themselves with currentPassword",
+			body: passwordRequest{}, ok: 204, errs: []int{400, 404}}},
+		{POST, "/api/v1/users/{id}/disable", ActAdmin, s.handleDisableUser, routeDoc{summary: "Disable a user (not the tenant's last enabled admin)", ok: 204, errs: []int{404, 409}}},
+		{POST, "/api/v1/users/{id}/enable", ActAdmin, s.handleEnableUser, routeDoc{summary: "Enable a user", ok: 204, errs: []int{404}}},
+
+		{GET, "/api/v1/openapi.json", ActAccount, s.handleOpenAPI, routeDoc{summary: "This document", ok: 200, resp: map[string]any{}}},
 	}
 }
 
@@ -133,6 +210,7 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 		}
 		if !p.Can(rt.action) {
 			s.metrics.denied.WithLabelValues(rt.action.String()).Inc()
+			s.auditDenied(r, p, "your account may not "+rt.action.String())
 			writeError(w, http.StatusForbidden, "your account may not "+rt.action.String())
 			return
 		}
@@ -144,6 +222,8 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 type apiMessage struct {
 	Message       string `json:"message"`
 	CorrelationID string `json:"correlationId,omitempty"`
+	// Parameter names the query parameter a 400 is about.
+	Parameter string `json:"parameter,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -170,10 +250,35 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what stri
 
 // decodeJSON reads a small JSON request body.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	return decodeJSONLimit(w, r, v, 64<<10)
+}
+
+// decodeJSONLimit reads a JSON request body of at most limit bytes; unknown
+// fields are refused, so a misspelt field is an error, not a silent no-op.
+func decodeJSONLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "request body: more than one JSON value")
+		return false
+	}
+	return true
+}
+
+// decodeOptionalJSON is decodeJSON for a body that may be empty.
+func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && err != io.EOF {
 		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
 		return false
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/callvault/callvault/store/meta"
 )
 
 const sessionCookie = "callvault_session"
@@ -104,6 +106,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		s.failed(r, key)
 		s.log.Warn("sign-in failed", "user", username, "remote", r.RemoteAddr)
+		s.auditAnon(r, meta.AuditLoginFailed, "", username, "sign-in form")
 		s.metrics.logins.WithLabelValues("failure").Inc()
 		s.render(w, "login.html", http.StatusUnauthorized, pageData{Title: "Sign in", Error: "Wrong user name or password.", Username: username})
 		return
@@ -115,6 +118,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.SessionAbsolute / time.Second),
 	})
 	s.log.Info("signed in", "user", acct.Username, "remote", r.RemoteAddr)
+	s.auditBestEffort(r, &Principal{User: meta.User{ID: acct.ID, Username: acct.Username}}, auditEvent{action: meta.AuditLogin, detail: "sign-in form"})
 	s.metrics.logins.WithLabelValues("success").Inc()
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -148,8 +152,13 @@ func (s *Server) verifyAccount(acct Account, password string) bool {
 const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$X2K0vsbq0Z3YoVH6UZkC0pE9kCfNQ0n+9bqZq2Ew6zI"
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	if _, id, ok := s.currentSession(r); ok {
+	if sess, id, ok := s.currentSession(r); ok {
 		s.sess.delete(id)
+		tenant := ""
+		if u, err := s.data.Users.User(sess.userID); err == nil {
+			tenant = u.Tenant
+		}
+		s.auditBestEffort(r, &Principal{User: meta.User{ID: sess.userID, Username: sess.username, Tenant: tenant}}, auditEvent{action: meta.AuditLogout})
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)

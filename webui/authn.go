@@ -222,7 +222,18 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Principa
 		unauthorized(w, "the signed-in account no longer exists or is disabled")
 		return nil, false
 	}
-	return &Principal{User: u, Method: AuthSession}, true
+	return s.principal(w, r, u, AuthSession, "")
+}
+
+// principal builds the request's Principal with the user's effective
+// permissions; when it returns false it has answered 500.
+func (s *Server) principal(w http.ResponseWriter, r *http.Request, u meta.User, m AuthMethod, tokenID string) (*Principal, bool) {
+	eff, err := effectiveUser(s.data.Users, u)
+	if err != nil {
+		s.internalError(w, r, "group permissions", err)
+		return nil, false
+	}
+	return &Principal{User: eff, Method: m, TokenID: tokenID}, true
 }
 
 func (s *Server) authBasic(w http.ResponseWriter, r *http.Request, login, password string) (*Principal, bool) {
@@ -245,11 +256,12 @@ func (s *Server) authBasic(w http.ResponseWriter, r *http.Request, login, passwo
 		// The user name is logged (an operator needs it to see an attack);
 		// the password never is, not even its length.
 		s.log.Warn("API sign-in failed", "user", clip(login), "remote", clientAddr(r))
+		s.auditAnon(r, meta.AuditLoginFailed, tenant, login, "HTTP Basic")
 		unauthorized(w, "wrong user name or password")
 		return nil, false
 	}
 	s.byAccount.reset(key)
-	return &Principal{User: u, Method: AuthBasic}, true
+	return s.principal(w, r, u, AuthBasic, "")
 }
 
 func (s *Server) authToken(w http.ResponseWriter, r *http.Request, secret string) (*Principal, bool) {
@@ -258,6 +270,7 @@ func (s *Server) authToken(w http.ResponseWriter, r *http.Request, secret string
 	}
 	reject := func(msg string) (*Principal, bool) {
 		s.failed(r, "")
+		s.auditAnon(r, meta.AuditLoginFailed, "", "", "bearer token: "+msg)
 		unauthorized(w, msg)
 		return nil, false
 	}
@@ -288,7 +301,7 @@ func (s *Server) authToken(w http.ResponseWriter, r *http.Request, secret string
 	if err != nil || u.Disabled {
 		return reject("the token's account no longer exists or is disabled")
 	}
-	return &Principal{User: u, Method: AuthToken, TokenID: tk.ID}, true
+	return s.principal(w, r, u, AuthToken, tk.ID)
 }
 
 // sessionCSRF checks the X-CSRF-Token header against the session. Only the

@@ -1,6 +1,8 @@
 package webui
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/callvault/callvault/store/meta"
@@ -98,10 +100,41 @@ const (
 // Principal is the user behind a request, read fresh from the directory on
 // every request, so a role change or a disabled account takes effect at once.
 type Principal struct {
+	// User is the account, with Permissions already narrowed by its
+	// groups (effectiveUser).
 	User   meta.User
 	Method AuthMethod
 	// TokenID is the token used, for AuthToken.
 	TokenID string
+}
+
+// effectiveUser narrows u's permissions by its groups': a group with
+// Permissions set restricts its members (a member may do what both the
+// user's own flags and every such group allow); a group without them
+// restricts nothing. A group that no longer exists restricts nothing
+// either. The role still decides what is possible at all (roleActions).
+func effectiveUser(dir Directory, u meta.User) (meta.User, error) {
+	for _, gid := range u.Groups {
+		g, err := dir.Group(gid)
+		if errors.Is(err, meta.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return u, fmt.Errorf("group %s of user %s: %w", gid, u.ID, err)
+		}
+		if g.Permissions != nil {
+			u.Permissions = andPermissions(u.Permissions, *g.Permissions)
+		}
+	}
+	return u, nil
+}
+
+func andPermissions(a, b meta.Permissions) meta.Permissions {
+	return meta.Permissions{
+		Play: a.Play && b.Play, Download: a.Download && b.Download, Delete: a.Delete && b.Delete,
+		Preserve: a.Preserve && b.Preserve, Notes: a.Notes && b.Notes,
+		BulkDownload: a.BulkDownload && b.BulkDownload, Upload: a.Upload && b.Upload,
+	}
 }
 
 // Can reports whether the principal may do a: the role allows it and, for

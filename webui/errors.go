@@ -24,4 +24,8 @@ var (
 	// ErrInvalidAudio is upload reason 2 (InvalidRecordingAudioFile): an
 	// unknown format, a corrupt file, or more than the size limit.
 	ErrInvalidAudio = errors.New("invalid recording audio file")
+
+	// ErrBadParameter is a query parameter the API cannot use (unknown,
+	// repeated, malformed or out of range); the 400 answer names it.
+	ErrBadParameter = errors.New("bad parameter")
 )

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/store/meta"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,22 @@ func (u *storeUpload) Abort(ctx context.Context, by string) error {
 	}
 	return u.r.Abort(ctx, by)
 }
+
+// OpenSource and Delete make storeData the Library too (as appliance/web.go).
+func (d storeData) OpenSource(ctx context.Context, id string) (*audio.Source, io.Closer, error) {
+	a, err := d.st.OpenAudio(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := a.Source()
+	if err != nil {
+		_ = a.Close()
+		return nil, nil, err
+	}
+	return src, a, nil
+}
+
+func (d storeData) Delete(ctx context.Context, id, by string) error { return d.st.Delete(ctx, id, by) }
 
 // accountsOf is the sign-in form's view of the store (as appliance/accounts.go).
 type accountsOf struct{ st *store.Store }
@@ -145,7 +162,7 @@ func newEnv(t testing.TB, mod func(*Config, *Data)) *testEnv {
 	})
 	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
 	cfg := Config{Now: clock.Now, Version: "test"}
-	data := Data{Users: st.Meta(), Commands: st, Recordings: storeData{st}}
+	data := Data{Users: st.Meta(), Commands: st, Recordings: storeData{st}, Catalog: st.Meta(), Library: storeData{st}}
 	if mod != nil {
 		mod(&cfg, &data)
 	}

@@ -104,6 +104,9 @@ type Server struct {
 	verified   *verifyCache
 	argonSlots chan struct{}
 
+	// openAPIDoc is the OpenAPI document, built by New (openapi.go).
+	openAPIDoc []byte
+
 	srv      *http.Server
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -125,8 +128,8 @@ type httpMetrics struct {
 // New builds the server and registers its metrics on reg. accounts signs
 // browsers in; data is what the API reads and writes.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, accounts Accounts, ready Readiness, data Data) (*Server, error) {
-	if data.Users == nil || data.Commands == nil || data.Recordings == nil {
-		return nil, errors.New("webui: Data needs Users, Commands and Recordings")
+	if data.Users == nil || data.Commands == nil || data.Recordings == nil || data.Catalog == nil || data.Library == nil {
+		return nil, errors.New("webui: Data needs Users, Commands, Recordings, Catalog and Library")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -209,7 +212,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 	s.mux.HandleFunc("POST /logout", s.requireSession(s.handleLogout))
 	s.mux.HandleFunc("GET /{$}", s.requireSession(s.handleHome))
 	s.registerAPI()
-	s.handler = s.instrument(securityHeaders(s.mux))
+	if err := s.buildOpenAPI(); err != nil {
+		return nil, err
+	}
+	s.handler = s.instrument(securityHeaders(s.mux, cfg.SecureCookies))
 	return s, nil
 }
 
@@ -315,10 +321,14 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 }
 
 // securityHeaders sets headers every response carries. The CSP allows no
-// inline script and nothing from outside the appliance.
-func securityHeaders(next http.Handler) http.Handler {
+// inline script and nothing from outside the appliance. Behind TLS (secure
+// cookies) HSTS tells browsers to come back over HTTPS only, for a year.
+func securityHeaders(next http.Handler, tls bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if tls {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")

@@ -84,6 +84,10 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p *Pr
 		return
 	}
 	s.log.Info("API token created", "user", p.User.Username, "token_id", tk.ID, "label", tk.Label)
+	if err := s.audit(r, p, auditEvent{action: meta.AuditToken, detail: "created " + tk.ID + " " + clip(tk.Label)}); err != nil {
+		s.internalError(w, r, "the token was created but its audit entry failed", err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, createTokenResponse{tokenInfo: infoOf(tk), Token: plain})
 }
 
@@ -126,5 +130,9 @@ func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request, p *Pr
 		return
 	}
 	s.log.Info("API token revoked", "user", p.User.Username, "token_id", id)
+	if err := s.audit(r, p, auditEvent{action: meta.AuditToken, detail: "revoked " + id}); err != nil {
+		s.internalError(w, r, "the token was revoked but its audit entry failed", err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

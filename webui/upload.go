@@ -130,6 +130,11 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, p *Princip
 	s.metrics.uploadBytes.Add(float64(n))
 	if fail != nil {
 		s.metrics.uploads.WithLabelValues(fail.result).Inc()
+		outcome := "failed"
+		if fail.code == http.StatusForbidden {
+			outcome = "denied"
+		}
+		s.auditBestEffort(r, p, auditEvent{action: meta.AuditUpload, outcome: outcome, detail: fmt.Sprintf("%d %s", fail.code, clipN(fail.err.Error(), 512))})
 		switch fail.code {
 		case http.StatusBadRequest:
 			s.log.Info("upload refused", "user", p.User.Username, "reason", int(fail.reason), "err", fail.err)
@@ -143,6 +148,10 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, p *Princip
 		return
 	}
 	s.metrics.uploads.WithLabelValues("created").Inc()
+	if err := s.audit(r, p, auditEvent{action: meta.AuditUpload, recording: id, detail: fmt.Sprintf("%d bytes", n)}); err != nil {
+		s.internalError(w, r, "the upload was stored but its audit entry failed", err)
+		return
+	}
 	s.log.Info("upload stored", "id", id, "user", p.User.Username, "bytes", n, "took", s.now().Sub(start).Round(time.Millisecond).String())
 	w.Header().Set("Location", "/api/v1/recordings/"+id)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})

@@ -70,6 +70,10 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *Pri
 		return
 	}
 	s.log.Info("user created", "by", p.User.Username, "user", u.Username, "role", u.Role)
+	if err := s.audit(r, p, auditEvent{action: meta.AuditUser, detail: "created " + u.Username + " (" + string(u.Role) + ")"}); err != nil {
+		s.internalError(w, r, "the user was created but its audit entry failed", err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": u.ID})
 }
 
@@ -80,4 +84,161 @@ func validRole(r meta.Role) bool {
 		}
 	}
 	return false
+}
+
+// userJSON is an account as the API lists it: never the password hash.
+type userJSON struct {
+	ID               string           `json:"id"`
+	Tenant           string           `json:"tenant"`
+	Username         string           `json:"username"`
+	DisplayName      string           `json:"displayName"`
+	Role             meta.Role        `json:"role"`
+	Groups           []string         `json:"groups"`
+	SupervisedGroups []string         `json:"supervisedGroups"`
+	Permissions      meta.Permissions `json:"permissions"`
+	Disabled         bool             `json:"disabled"`
+	HasPassword      bool             `json:"hasPassword"`
+	Created          time.Time        `json:"created"`
+}
+
+func userOf(u meta.User) userJSON {
+	return userJSON{ID: u.ID, Tenant: u.Tenant, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role,
+		Groups: nonNil(u.Groups), SupervisedGroups: nonNil(u.SupervisedGroups), Permissions: u.Permissions,
+		Disabled: u.Disabled, HasPassword: u.PasswordHash != "", Created: u.Created}
+}
+
+// handleListUsers lists the users of the admin's own tenant.
+func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, p *Principal) {
+	us, err := s.data.Users.Users(p.User.Tenant)
+	if err != nil {
+		s.internalError(w, r, "list users", err)
+		return
+	}
+	out := make([]userJSON, 0, len(us))
+	for _, u := range us {
+		out = append(out, userOf(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// sameTenantUser loads the path's {id} if it is a user of p's tenant; any
+// other user answers 404 like a missing one.
+func (s *Server) sameTenantUser(w http.ResponseWriter, r *http.Request, p *Principal) (meta.User, bool) {
+	u, err := s.data.Users.User(r.PathValue("id"))
+	if err != nil && !errors.Is(err, meta.ErrNotFound) && !errors.Is(err, meta.ErrInvalid) {
+		s.internalError(w, r, "read user", err)
+		return u, false
+	}
+	if err != nil || u.Tenant != p.User.Tenant {
+		writeError(w, http.StatusNotFound, "no such user")
+		return u, false
+	}
+	return u, true
+}
+
+type passwordRequest struct {
+	Password string `json:"password"`
+	// CurrentPassword is required when users change their own password.
+	CurrentPassword string `json:"currentPassword,omitempty"`
+}
+
+// handleSetPassword sets a user's password: an admin for any user of the
+// tenant, anyone for themself with their current password (so a stolen
+// session or token cannot lock the owner out).
+func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var req passwordRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	self := r.PathValue("id") == p.User.ID
+	admin := p.Can(ActAdmin)
+	if !self && !admin {
+		// Not theirs and not an admin: the same answer as a missing user,
+		// so user IDs cannot be probed.
+		writeError(w, http.StatusNotFound, "no such user")
+		return
+	}
+	u, ok := s.sameTenantUser(w, r, p)
+	if !ok {
+		return
+	}
+	if self && !admin {
+		if req.CurrentPassword == "" || !s.verify(u, req.CurrentPassword) {
+			s.auditBestEffort(r, p, auditEvent{action: meta.AuditUser, outcome: "denied", detail: "password change: wrong current password"})
+			writeError(w, http.StatusForbidden, "currentPassword is wrong")
+			return
+		}
+	}
+	s.argonSlots <- struct{}{}
+	hash, err := HashPassword(req.Password)
+	<-s.argonSlots
+	if errors.Is(err, ErrWeakPassword) {
+		writeError(w, http.StatusBadRequest, "password: "+err.Error())
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "hash password", err)
+		return
+	}
+	if _, err := s.data.Commands.Apply(r.Context(), &meta.SetPassword{ID: u.ID, PasswordHash: hash}); err != nil {
+		s.internalError(w, r, "set password", err)
+		return
+	}
+	s.log.Info("password changed", "by", p.User.Username, "user", u.Username)
+	if err := s.audit(r, p, auditEvent{action: meta.AuditUser, detail: "password of " + u.Username}); err != nil {
+		s.internalError(w, r, "the password was changed but its audit entry failed", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleDisableUser(w http.ResponseWriter, r *http.Request, p *Principal) {
+	s.setDisabled(w, r, p, true)
+}
+
+func (s *Server) handleEnableUser(w http.ResponseWriter, r *http.Request, p *Principal) {
+	s.setDisabled(w, r, p, false)
+}
+
+// setDisabled disables or enables a user of the admin's tenant. Disabling
+// the tenant's last enabled admin is refused: nobody could undo it but
+// the console.
+func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request, p *Principal, disabled bool) {
+	u, ok := s.sameTenantUser(w, r, p)
+	if !ok {
+		return
+	}
+	if disabled && u.Role == meta.RoleAdmin && !u.Disabled {
+		us, err := s.data.Users.Users(u.Tenant)
+		if err != nil {
+			s.internalError(w, r, "list users", err)
+			return
+		}
+		admins := 0
+		for _, x := range us {
+			if x.Role == meta.RoleAdmin && !x.Disabled {
+				admins++
+			}
+		}
+		if admins <= 1 {
+			writeError(w, http.StatusConflict, u.Username+" is the last enabled admin of the tenant")
+			return
+		}
+	}
+	cmd := &meta.UpdateUser{ID: u.ID, DisplayName: u.DisplayName, Role: u.Role, Groups: u.Groups,
+		SupervisedGroups: u.SupervisedGroups, Permissions: u.Permissions, Disabled: disabled}
+	if _, err := s.data.Commands.Apply(r.Context(), cmd); err != nil {
+		s.internalError(w, r, "update user", err)
+		return
+	}
+	verb := "enabled"
+	if disabled {
+		verb = "disabled"
+	}
+	s.log.Info("user "+verb, "by", p.User.Username, "user", u.Username)
+	if err := s.audit(r, p, auditEvent{action: meta.AuditUser, detail: verb + " " + u.Username}); err != nil {
+		s.internalError(w, r, "the account was changed but its audit entry failed", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
