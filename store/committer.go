@@ -31,7 +31,11 @@ func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error
 	if err != nil {
 		return meta.Result{}, fmt.Errorf("encode command: %w", err)
 	}
-	return s.committer.Commit(ctx, b)
+	res, err := s.committer.Commit(ctx, b)
+	if _, ok := cmd.(*meta.AppendAudit); ok && err == nil {
+		s.checkpointAfter(ctx, res)
+	}
+	return res, err
 }
 
 // SetCommitter replaces the Committer (the cluster does this before serving).

@@ -24,6 +24,7 @@ package store
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,7 @@ type Store struct {
 	master    []byte
 	keySource string
 	keys      atomic.Pointer[keyring.Keyring]
+	signer    ed25519.PrivateKey // see signing.go
 
 	// Created lists files Open created that an operator must know about
 	// (a new master key file): the caller prints them.
@@ -166,6 +168,9 @@ func Open(cfg Config) (_ *Store, err error) {
 	}
 	s.master, s.keySource, s.KeySource = master, source, source
 	if err := s.openKeyring(master); err != nil {
+		return nil, err
+	}
+	if err := s.openSigningKey(context.Background()); err != nil {
 		return nil, err
 	}
 	if cfg.Archive.Dir != "" {
@@ -284,6 +289,12 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("seal %s: %w", r.id, err))
 		}
 	}
+	// Sign the audit log's tail, so entries written since the last
+	// checkpoint cannot be cut off unnoticed while the appliance is down.
+	if err := s.Checkpoint(context.Background()); err != nil {
+		errs = append(errs, fmt.Errorf("audit checkpoint: %w", err))
+	}
+	keyring.Zero(s.signer)
 	errs = append(errs, s.meta.Close())
 	if kr := s.keys.Load(); kr != nil {
 		kr.Zeroize()

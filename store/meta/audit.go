@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -295,6 +296,12 @@ func (db *DB) SearchAudit(q AuditQuery) (AuditPage, error) {
 type AuditVerification struct {
 	Entries uint64 // entries checked
 	Last    string // hash of the last entry (what a signed checkpoint covers)
+	// Checkpoints verified, and the newest one's entry number. Entries
+	// below it cannot have been cut off unnoticed.
+	Checkpoints    int
+	LastCheckpoint uint64
+	// Keys are the public keys (hex) that signed the checkpoints.
+	Keys []string
 	// Broken is the sequence number of the first entry whose hash, link or
 	// number is wrong (0: the chain is whole); Problem says what is wrong.
 	Broken  uint64
@@ -339,7 +346,130 @@ func (db *DB) VerifyAudit() (AuditVerification, error) {
 		})
 	})
 	if errors.Is(err, errStop) {
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	// The checkpoints: each must match the entry it names and verify under
+	// its key; the newest bounds how many entries there must be.
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		entries := tx.Bucket(bAudit)
+		return tx.Bucket(bAuditCheckpoints).ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				res.Broken, res.Problem = max(res.Entries, 1), fmt.Sprintf("checkpoint key %x is not an entry number", k)
+				return errStop
+			}
+			seq := binary.BigEndian.Uint64(k)
+			var cp AuditCheckpoint
+			if err := json.Unmarshal(v, &cp); err != nil {
+				res.Broken, res.Problem = seq, fmt.Sprintf("checkpoint of entry %d does not decode: %v", seq, err)
+				return errStop
+			}
+			var e AuditEntry
+			raw := entries.Get(k)
+			switch {
+			case raw == nil:
+				res.Broken, res.Problem = res.Entries+1, fmt.Sprintf("a signed checkpoint covers %d entries, only %d are left: entries after %d were removed", seq, res.Entries, res.Entries)
+				return errStop
+			case json.Unmarshal(raw, &e) != nil || e.Hash != cp.Hash || cp.Seq != seq:
+				res.Broken, res.Problem = seq, fmt.Sprintf("entry %d is not the one its checkpoint signed", seq)
+				return errStop
+			case len(cp.PublicKey) != ed25519.PublicKeySize || !ed25519.Verify(ed25519.PublicKey(cp.PublicKey), CheckpointMessage(seq, cp.Hash), cp.Signature):
+				res.Broken, res.Problem = seq, fmt.Sprintf("the checkpoint signature of entry %d does not verify", seq)
+				return errStop
+			}
+			res.Checkpoints++
+			res.LastCheckpoint = seq
+			if key := hex.EncodeToString(cp.PublicKey); !slices.Contains(res.Keys, key) {
+				res.Keys = append(res.Keys, key)
+			}
+			return nil
+		})
+	})
+	if errors.Is(err, errStop) {
 		err = nil
 	}
 	return res, err
+}
+
+// AuditCheckpoint anchors the chain: a signature by the appliance's
+// signing key (ed25519) over an entry's sequence number and hash. Anyone
+// with the public key can then tell that the chain up to that entry is the
+// one the appliance wrote, and that entries after it were not cut off
+// unnoticed (the checkpoint names how many there were). The signature is
+// made before the command is built; Apply only verifies it, which is
+// deterministic.
+type AuditCheckpoint struct {
+	Seq       uint64    `json:"seq"`
+	Hash      string    `json:"hash"`
+	Time      time.Time `json:"time"`
+	PublicKey []byte    `json:"publicKey"` // ed25519, 32 bytes
+	Signature []byte    `json:"signature"` // ed25519 over CheckpointMessage(Seq, Hash)
+}
+
+func (*AuditCheckpoint) commandType() CommandType { return TypeAuditCheckpoint }
+
+var bAuditCheckpoints = []byte("audit_checkpoints") // seq (8 bytes BE) → JSON AuditCheckpoint
+
+// CheckpointMessage is what a checkpoint signs: a fixed label, the entry's
+// number and its hash.
+func CheckpointMessage(seq uint64, hash string) []byte {
+	m := append([]byte("callvault audit checkpoint\x00"), binary.BigEndian.AppendUint64(nil, seq)...)
+	return append(m, hash...)
+}
+
+func (c *AuditCheckpoint) apply(t *txn) (Result, error) {
+	if len(c.PublicKey) != ed25519.PublicKeySize || len(c.Signature) != ed25519.SignatureSize {
+		return Result{}, fmt.Errorf("%w: checkpoint key of %d bytes, signature of %d", ErrInvalid, len(c.PublicKey), len(c.Signature))
+	}
+	if err := checkTime("time", c.Time); err != nil {
+		return Result{}, err
+	}
+	raw := t.b(bAudit).Get(auditKey(c.Seq))
+	if raw == nil {
+		return Result{}, fmt.Errorf("%w: audit entry %d", ErrNotFound, c.Seq)
+	}
+	var e AuditEntry
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return Result{}, storageError{fmt.Errorf("audit entry %d: %w", c.Seq, err)}
+	}
+	if e.Hash != c.Hash {
+		return Result{}, fmt.Errorf("%w: checkpoint of entry %d names hash %.16s…, the entry has %.16s…", ErrInvalid, c.Seq, c.Hash, e.Hash)
+	}
+	if !ed25519.Verify(ed25519.PublicKey(c.PublicKey), CheckpointMessage(c.Seq, c.Hash), c.Signature) {
+		return Result{}, fmt.Errorf("%w: checkpoint signature of entry %d does not verify", ErrInvalid, c.Seq)
+	}
+	cp := *c
+	cp.Time = cp.Time.UTC()
+	b, err := json.Marshal(&cp)
+	if err != nil {
+		return Result{}, storageError{err}
+	}
+	return Result{ID: fmt.Sprint(c.Seq)}, t.put(bAuditCheckpoints, auditKey(c.Seq), b)
+}
+
+// AuditHead returns the newest entry's number and hash (0, "" when empty)
+// and the newest checkpoint's number (0: none).
+func (db *DB) AuditHead() (seq uint64, hash string, checkpoint uint64, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		if k, v := tx.Bucket(bAudit).Cursor().Last(); k != nil {
+			var e AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: audit entry %x: %w", ErrCorrupt, k, err)
+			}
+			seq, hash = e.Seq, e.Hash
+		}
+		if k, _ := tx.Bucket(bAuditCheckpoints).Cursor().Last(); len(k) == 8 {
+			checkpoint = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return seq, hash, checkpoint, err
+}
+
+// AuditEntry returns one entry by number.
+func (db *DB) AuditEntry(seq uint64) (AuditEntry, error) {
+	var e AuditEntry
+	return e, db.viewJSON(bAudit, auditKey(seq), &e, "audit entry")
 }

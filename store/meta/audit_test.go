@@ -2,11 +2,13 @@ package meta
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -253,5 +255,54 @@ func TestApplyConcurrentGroupCommit(t *testing.T) {
 	v, err := db.VerifyAudit()
 	if err != nil || v.Broken != 0 || v.Entries != n-n/10 || len(seen) != n-n/10 {
 		t.Fatalf("verify %+v %v, %d results", v, err, len(seen))
+	}
+}
+
+// TestAuditCheckpointVerification: Apply takes only a checkpoint that
+// names an entry's real hash and verifies; VerifyAudit then catches
+// entries cut off after it and a checkpoint edited afterwards.
+func TestAuditCheckpointVerification(t *testing.T) {
+	db := mustOpen(t)
+	applyLog(t, db, auditLog(30, 4), 0)
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := db.AuditEntry(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := &AuditCheckpoint{Seq: 30, Hash: e.Hash, Time: jan, PublicKey: pub, Signature: ed25519.Sign(priv, CheckpointMessage(30, e.Hash))}
+	wrongHash := *good
+	wrongHash.Hash = strings.Repeat("0", 64)
+	forged := *good
+	forged.Signature = ed25519.Sign(priv, CheckpointMessage(29, e.Hash))
+	missing := *good
+	missing.Seq = 31
+	for name, c := range map[string]*AuditCheckpoint{"wrong hash": &wrongHash, "forged": &forged} {
+		if _, err := apply(db, c); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s checkpoint: %v, want ErrInvalid", name, err)
+		}
+	}
+	wantErr(t, db, &missing, ErrNotFound)
+	mustApply(t, db, good)
+	if v, err := db.VerifyAudit(); err != nil || v.Broken != 0 || v.Checkpoints != 1 || v.LastCheckpoint != 30 {
+		t.Fatalf("%+v %v", v, err)
+	}
+	// Cut off the newest entries: the chain that is left is whole, the
+	// checkpoint says it was longer.
+	if err := db.bolt.Update(func(tx *boltTx) error {
+		for seq := uint64(26); seq <= 30; seq++ {
+			if err := tx.Bucket(bAudit).Delete(auditKey(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.VerifyAudit()
+	if err != nil || v.Broken != 26 || !strings.Contains(v.Problem, "removed") {
+		t.Fatalf("truncation: %+v %v", v, err)
 	}
 }

@@ -48,6 +48,7 @@ const (
 	TypeAppendAudit
 	TypeDiscardRecording
 	TypeSetRetention
+	TypeAuditCheckpoint
 )
 
 // Command is a metadata change. Only the types in this package implement it;
@@ -120,6 +121,7 @@ func newHandlerTable() [256]handler {
 	h[TypeRevokeToken] = handle[RevokeToken]()
 	h[TypePutSetting] = handle[PutSetting]()
 	h[TypeAppendAudit] = handle[AppendAudit]()
+	h[TypeAuditCheckpoint] = handle[AuditCheckpoint]()
 	registerRecordingHandlers(&h)
 	return h
 }
