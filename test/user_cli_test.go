@@ -91,8 +91,37 @@ func TestUserCommands(t *testing.T) {
 	signIn(t, base, "alice", "alice-password-1")
 	signIn(t, base, "bob", "bob-new-password")
 	_, stderr, code = runCLI(t, dir, nil, append([]string{"user", "disable", "bob"}, dd...)...)
-	if code == 0 || !strings.Contains(stderr, "in use") {
+	if code == 0 || !strings.Contains(stderr, "in use") || !strings.Contains(stderr, "--server") {
 		t.Errorf("user disable while the server runs: exit %d\n%s", code, stderr)
+	}
+
+	// The same through the running server's API, as the admin.
+	api := []string{"--server", base, "--user", "admin"}
+	adminEnv := []string{"CALLVAULT_PASSWORD=first-admin-password"}
+	if _, stderr, code := runCLI(t, dir, nil, append([]string{"user", "list"}, api...)...); code == 0 || !strings.Contains(stderr, "CALLVAULT_PASSWORD") {
+		t.Errorf("--server without the admin's password: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, dir, []string{"CALLVAULT_PASSWORD=wrong-password"}, append([]string{"user", "list"}, api...)...); code == 0 || !strings.Contains(stderr, "401") {
+		t.Errorf("--server with a wrong password: exit %d %s", code, stderr)
+	}
+	out, stderr, code = runCLI(t, dir, append(adminEnv, "CALLVAULT_NEW_PASSWORD=carol-password-1"), append([]string{"user", "add", "carol", "--role", "user"}, api...)...)
+	if code != 0 || !strings.Contains(out, `created user "carol"`) {
+		t.Fatalf("user add --server: exit %d\n%s%s", code, out, stderr)
+	}
+	signIn(t, base, "carol", "carol-password-1")
+	if _, stderr, code := runCLI(t, dir, append(adminEnv, "CALLVAULT_NEW_PASSWORD=carol-password-2"), append([]string{"user", "passwd", "carol"}, api...)...); code != 0 {
+		t.Fatalf("user passwd --server: %s", stderr)
+	}
+	signIn(t, base, "carol", "carol-password-2")
+	if _, stderr, code := runCLI(t, dir, adminEnv, append([]string{"user", "disable", "carol"}, api...)...); code != 0 {
+		t.Fatalf("user disable --server: %s", stderr)
+	}
+	out, _, _ = runCLI(t, dir, adminEnv, append([]string{"user", "list", "--json"}, api...)...)
+	if !strings.Contains(out, `"username": "carol"`) || !strings.Contains(out, `"disabled": true`) || strings.Contains(out, "passwordHash") {
+		t.Errorf("user list --server:\n%s", out)
+	}
+	if _, stderr, code := runCLI(t, dir, adminEnv, append([]string{"user", "disable", "admin"}, api...)...); code == 0 {
+		t.Errorf("the last admin disabled through the API: %s", stderr)
 	}
 	if _, err := s.stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Fatal(err)

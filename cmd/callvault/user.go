@@ -25,19 +25,24 @@ func newUserCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Add, list, change the password of, disable and enable accounts",
-		Long: `Manage accounts from the console, with the server stopped.
+		Long: `Manage accounts from the console: on the data directory with the server stopped, or through
+the API of a running server with --server (as an admin: --user, password in CALLVAULT_PASSWORD).
 
 The new password comes from CALLVAULT_NEW_PASSWORD, or from the first line of standard input with
 --password-stdin; with neither, a random password is made and printed once.`,
 		Example: `  callvault user add alice --role user --group sales --data-dir /var/lib/callvault/data
+  CALLVAULT_PASSWORD=... callvault user add bob --role auditor --server https://recorder:8443 --cacert /etc/callvault/tls/cert.pem
   echo 'correct horse battery staple' | callvault user passwd alice --password-stdin
   callvault user list --json`,
 	}
-	var tenant string
+	var tenant, server, adminUser, caFile string
 	var passwordStdin bool
 	common := func(c *cobra.Command, withPassword bool) {
 		appliance.AddFlags(c.Flags())
-		c.Flags().StringVar(&tenant, "tenant", "", "the account's tenant (empty: the default tenant)")
+		c.Flags().StringVar(&tenant, "tenant", "", "the account's tenant (empty: the default tenant; with --server: the admin's)")
+		c.Flags().StringVar(&server, "server", "", "manage accounts through this running server's API (http[s]://HOST:PORT)")
+		c.Flags().StringVar(&adminUser, "user", "admin", "with --server: the admin to sign in as (password in CALLVAULT_PASSWORD)")
+		c.Flags().StringVar(&caFile, "cacert", "", "with --server over HTTPS: the server's certificate or its CA (PEM)")
 		if withPassword {
 			c.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
 		}
@@ -56,14 +61,21 @@ The new password comes from CALLVAULT_NEW_PASSWORD, or from the first line of st
 		pw, err := webui.RandomPassword(20)
 		return pw, true, err
 	}
-	open := func(c *cobra.Command, run func(appliance.Users) error) error {
+	open := func(c *cobra.Command, run func(accountAdmin) error) error {
+		if server != "" {
+			api, err := newAPIUsers(server, adminUser, caFile)
+			if err != nil {
+				return err
+			}
+			return run(api)
+		}
 		cfg, _, err := appliance.LoadConfig(c.Flags(), os.Environ())
 		if err != nil {
 			return err
 		}
 		st, err := appliance.OpenStore(cfg, os.Environ(), stderr)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w\n(while the server runs, use --server URL with --user and CALLVAULT_PASSWORD)", err)
 		}
 		err = run(appliance.NewUsers(st))
 		if cerr := st.Close(); err == nil {
@@ -103,7 +115,7 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 				return err
 			}
 			n.Password = pw
-			return open(c, func(u appliance.Users) error {
+			return open(c, func(u accountAdmin) error {
 				user, err := u.Add(c.Context(), n)
 				if err != nil {
 					return err
@@ -130,7 +142,7 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 		Example: "  callvault user list\n  callvault user list --tenant acme --json",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return open(c, func(u appliance.Users) error {
+			return open(c, func(u accountAdmin) error {
 				us, err := u.List(tenant)
 				if err != nil {
 					return err
@@ -172,7 +184,7 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 			if err != nil {
 				return err
 			}
-			return open(c, func(u appliance.Users) error {
+			return open(c, func(u accountAdmin) error {
 				if err := u.SetPassword(c.Context(), tenant, args[0], pw); err != nil {
 					return err
 				}
@@ -193,7 +205,7 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 			Example: "  callvault user " + use + " alice",
 			Args:    cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
-				return open(c, func(u appliance.Users) error {
+				return open(c, func(u accountAdmin) error {
 					if err := u.SetDisabled(c.Context(), tenant, args[0], disabled); err != nil {
 						return err
 					}
