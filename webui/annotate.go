@@ -308,7 +308,7 @@ func (s *Server) handleLinkRelated(w http.ResponseWriter, r *http.Request, p *Pr
 		return
 	}
 	if !ok {
-		s.auditDenied(r, p, "link to a recording that is not visible")
+		s.auditDenied(r, p, req.Other, "link to a recording that is not visible")
 		writeError(w, http.StatusNotFound, errNoRecording)
 		return
 	}
@@ -357,7 +357,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, p *Princip
 	case "deleted":
 		w.WriteHeader(http.StatusNoContent)
 	case "not-found":
-		s.auditDenied(r, p, "no visible recording "+clip(r.PathValue("id")))
+		s.auditDenied(r, p, r.PathValue("id"), "no visible recording")
 		writeError(w, http.StatusNotFound, errNoRecording)
 	default:
 		writeError(w, http.StatusConflict, "the recording is "+res.Message)

@@ -210,7 +210,7 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 		}
 		if !p.Can(rt.action) {
 			s.metrics.denied.WithLabelValues(rt.action.String()).Inc()
-			s.auditDenied(r, p, "your account may not "+rt.action.String())
+			s.auditDenied(r, p, "", "your account may not "+rt.action.String())
 			writeError(w, http.StatusForbidden, "your account may not "+rt.action.String())
 			return
 		}

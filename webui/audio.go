@@ -378,7 +378,7 @@ func (s *Server) handleZip(w http.ResponseWriter, r *http.Request, p *Principal)
 			return
 		}
 		if !ok {
-			s.auditDenied(r, p, fmt.Sprintf("zip of %d recordings, one or more not visible", len(ids)))
+			s.auditDenied(r, p, id, fmt.Sprintf("zip of %d recordings, one or more not visible", len(ids)))
 			writeError(w, http.StatusNotFound, "one or more of the recordings do not exist or are not yours to see")
 			return
 		}

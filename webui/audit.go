@@ -2,9 +2,11 @@ package webui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/callvault/callvault/store/meta"
@@ -78,9 +80,15 @@ func (s *Server) auditBestEffort(r *http.Request, p *Principal, ev auditEvent) {
 
 // auditDenied records a refused request (403 by the role table, or 404 for
 // a recording the caller may not see) in the caller's own tenant.
-func (s *Server) auditDenied(r *http.Request, p *Principal, detail string) {
+// recording is the ID the caller asked for, if any: it goes into the
+// entry's recording field, so readers of the log who may not see that
+// recording do not see the entry either (handleAudit).
+func (s *Server) auditDenied(r *http.Request, p *Principal, recording, detail string) {
 	action := deniedAction(r)
-	s.auditBestEffort(r, p, auditEvent{action: action, outcome: "denied", detail: r.Method + " " + r.Pattern + ": " + detail})
+	if len(recording) > 64 {
+		recording = recording[:64]
+	}
+	s.auditBestEffort(r, p, auditEvent{action: action, outcome: "denied", recording: strings.ToValidUTF8(recording, "?"), detail: r.Method + " " + r.Pattern + ": " + detail})
 }
 
 // deniedAction files a refusal under the action the request tried.
@@ -199,6 +207,31 @@ func parseAuditQuery(raw string) (meta.AuditQuery, error) {
 	return q, nil
 }
 
+// auditReaderSees decides whether an audit reader may see entries about
+// recording id: an entry names a recording and says what was done to it,
+// so it is shown only to who may know of the recording. A global reader
+// sees all; a tenant admin every recording of the tenant, deleted ones
+// too (their tombstones keep the tenant, and the delete must stay
+// auditable); an auditor what their view shows. Entries about IDs that
+// never existed (probes) are shown only to global readers.
+func (s *Server) auditReaderSees(p *Principal, id string) (bool, error) {
+	v := p.View()
+	if v.Scope.All && !v.PreservedOnly {
+		return true, nil
+	}
+	rec, err := s.data.Catalog.Recording(id)
+	if errors.Is(err, meta.ErrNotFound) || errors.Is(err, meta.ErrInvalid) {
+		return v.Scope.All, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if v.PreservedOnly {
+		return v.Sees(&rec), nil
+	}
+	return rec.Tenant == p.User.Tenant, nil
+}
+
 // handleAudit lists audit entries of the caller's tenant (every tenant for
 // an admin or auditor of the default tenant, who administer the appliance).
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -219,7 +252,21 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, p *Principa
 	if page.Next != 0 {
 		resp.Next = strconv.FormatUint(page.Next, 10)
 	}
+	seen := map[string]bool{}
 	for _, e := range page.Entries {
+		if e.Recording != "" {
+			ok, known := seen[e.Recording]
+			if !known {
+				if ok, err = s.auditReaderSees(p, e.Recording); err != nil {
+					s.internalError(w, r, "audit entry visibility", err)
+					return
+				}
+				seen[e.Recording] = ok
+			}
+			if !ok {
+				continue
+			}
+		}
 		resp.Entries = append(resp.Entries, auditEntryJSON{Seq: e.Seq, Time: e.Time, Actor: e.Actor, ActorName: e.ActorName,
 			Tenant: e.Tenant, Action: e.Action, Outcome: e.Outcome, Recording: e.Recording, Address: e.Address, Detail: e.Detail, Hash: e.Hash})
 	}

@@ -311,7 +311,7 @@ func (s *Server) visible(w http.ResponseWriter, r *http.Request, p *Principal) (
 		return rec, false
 	}
 	if !ok {
-		s.auditDenied(r, p, "no visible recording "+clip(r.PathValue("id")))
+		s.auditDenied(r, p, r.PathValue("id"), "no visible recording")
 		writeError(w, http.StatusNotFound, errNoRecording)
 	}
 	return rec, ok
@@ -369,8 +369,10 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 		s.internalError(w, r, "search", err)
 		return
 	}
-	if err := s.audit(r, p, auditEvent{action: meta.AuditSearch,
-		detail: fmt.Sprintf("%d results; %s", len(page.Recordings), clipN(r.URL.RawQuery, 2048))}); err != nil {
+	// The entry holds the filters, not the result count: readers of the
+	// log may see less than the searcher, and a count would tell them
+	// how much the searcher's view holds.
+	if err := s.audit(r, p, auditEvent{action: meta.AuditSearch, detail: clipN(r.URL.RawQuery, 2048)}); err != nil {
 		s.internalError(w, r, "audit search", err)
 		return
 	}
