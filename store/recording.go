@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,6 +30,7 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	w      *recfile.Writer
+	audio  hash.Hash // SHA-256 of the plaintext written: the audio hash sealed on Close
 	dek    []byte
 	err    error // first write error; the recording is then recovered on Close
 	closed bool
@@ -140,7 +144,7 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 		keyring.Zero(dek)
 		return nil, fmt.Errorf("commit new recording: %w", err)
 	}
-	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk}
+	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk, audio: sha256.New()}
 	s.mu.Lock()
 	s.open[rec.ID] = r
 	s.mu.Unlock()
@@ -163,6 +167,7 @@ func (r *Recorder) Write(p []byte) (int, error) {
 		return 0, r.err
 	}
 	n, err := r.w.Write(p)
+	r.audio.Write(p[:n])
 	r.s.stats.BytesWritten.Add(int64(n))
 	if err != nil {
 		r.err = r.s.classify(fmt.Errorf("write recording %s: %w", r.id, err))
@@ -243,9 +248,11 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	werr := r.err
 	var sum [32]byte
 	var size int64
+	var audioHash string
 	status := meta.StatusComplete
 	if werr == nil {
 		size = r.w.Size()
+		audioHash = hex.EncodeToString(r.audio.Sum(nil))
 		sum, werr = r.w.Close()
 		if werr != nil {
 			werr = r.s.classify(fmt.Errorf("seal recording %s: %w", r.id, werr))
@@ -267,8 +274,12 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	keyring.Zero(r.dek)
 	r.mu.Unlock()
 
+	if werr != nil {
+		// Cut back to its last good chunk: hash what was kept.
+		audioHash = r.s.audioHash(ctx, r.id)
+	}
 	upd := &meta.UpdateRecording{
-		ID: r.id, Status: status, Size: &size, SealHash: hex.EncodeToString(sum[:]),
+		ID: r.id, Status: status, Size: &size, SealHash: hex.EncodeToString(sum[:]), AudioHash: audioHash,
 		Duration: f.DurationMs, Channels: f.Channels, Codecs: f.Codecs, Quality: f.Quality, DurationFlagged: f.DurationFlagged,
 	}
 	_, err := r.s.Apply(ctx, upd)
@@ -280,6 +291,7 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	if err != nil {
 		return meta.Recording{}, err
 	}
+	r.s.auditSeal(ctx, rec)
 	if werr != nil {
 		return rec, fmt.Errorf("recording %s kept up to its last good chunk (%d bytes): %w", r.id, size, werr)
 	}
@@ -355,4 +367,39 @@ func parseID(id string) (uuid.UUID, error) {
 		return uuid.UUID{}, fmt.Errorf("%w: recording ID %q: %w", meta.ErrInvalid, id, err)
 	}
 	return u, nil
+}
+
+// audioHash reads a recording's decrypted content back and hashes it, for
+// recordings whose writer could not (recovered after a crash or a failed
+// write). "" if it cannot be read: the seal entry then says so.
+func (s *Store) audioHash(ctx context.Context, id string) string {
+	a, err := s.OpenAudio(ctx, id)
+	if err != nil {
+		s.log.Warn("hash recovered recording", "id", id, "err", err)
+		return ""
+	}
+	defer a.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(a, 0, a.Size())); err != nil {
+		s.log.Warn("hash recovered recording", "id", id, "err", err)
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// auditSeal writes the seal of a recording into the audit chain: its audio
+// hash, its file's hash and size, fixed from now on.
+func (s *Store) auditSeal(ctx context.Context, rec meta.Recording) {
+	entry := meta.AuditEntry{Time: s.cfg.Now().UTC(), Actor: "system:store", Tenant: rec.Tenant, Action: meta.AuditSeal,
+		Recording: rec.ID, Detail: fmt.Sprintf("%s; audio sha256 %s; file sha256 %s; %d bytes", rec.Status, orUnknown(rec.File.AudioSHA256), rec.File.SHA256, rec.Size)}
+	if _, err := s.Apply(ctx, &meta.AppendAudit{Entry: entry}); err != nil {
+		s.log.Error("audit entry of a seal", "id", rec.ID, "err", err)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

@@ -59,6 +59,14 @@ func (s *Store) recover(ctx context.Context) error {
 		if _, err := s.Apply(ctx, upd); err != nil {
 			return err
 		}
+		if h := s.audioHash(ctx, rec.ID); h != "" {
+			if _, err := s.Apply(ctx, &meta.UpdateRecording{ID: rec.ID, AudioHash: h}); err != nil {
+				return err
+			}
+		}
+		if sealed, err := s.meta.Recording(rec.ID); err == nil {
+			s.auditSeal(ctx, sealed)
+		}
 		s.stats.Recovered.Add(1)
 		s.log.Warn("recovered recording left open by a crash", "id", rec.ID, "kept_bytes", res.KeptBytes,
 			"dropped_bytes", res.DroppedBytes, "already_complete", res.AlreadyComplete)

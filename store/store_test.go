@@ -695,3 +695,30 @@ func TestFlushBatchesSyncs(t *testing.T) {
 		t.Errorf("flush of one recording made %d sync calls, want 1 fsync", got)
 	}
 }
+
+// TestSealFixesAudioHash: Close records the SHA-256 of the content as
+// written (what an export will carry) in the metadata and in the audit
+// chain.
+func TestSealFixesAudioHash(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	ctx := context.Background()
+	r, err := s.Create(ctx, newRecording(time.Now(), meta.FormatWAV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := signal(150_000)
+	r.Write(data)
+	rec, err := r.Close(ctx, Final{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	if rec.File.AudioSHA256 != want {
+		t.Fatalf("audio hash %q, want %q", rec.File.AudioSHA256, want)
+	}
+	page, err := s.Meta().SearchAudit(meta.AuditQuery{Recording: r.ID(), Action: meta.AuditSeal})
+	if err != nil || len(page.Entries) != 1 || !strings.Contains(page.Entries[0].Detail, want) || !strings.Contains(page.Entries[0].Detail, rec.File.SHA256) {
+		t.Fatalf("seal audit entry: %+v %v", page.Entries, err)
+	}
+}

@@ -51,11 +51,12 @@ const (
 	AuditToken       AuditAction = "token"
 	AuditKey         AuditAction = "key" // key rotation
 	AuditPurge       AuditAction = "purge"
+	AuditSeal        AuditAction = "seal" // a recording's hashes fixed when it was sealed
 )
 
 var auditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditLogout, AuditSearch, AuditView, AuditPlay,
 	AuditDownload, AuditExport, AuditUpload, AuditDelete, AuditPreserve, AuditRelease, AuditNote, AuditRating,
-	AuditAnnotate, AuditConfig, AuditUser, AuditToken, AuditKey, AuditPurge}
+	AuditAnnotate, AuditConfig, AuditUser, AuditToken, AuditKey, AuditPurge, AuditSeal}
 
 // AuditEntry is one event. Seq, Prev and Hash are assigned by Apply.
 type AuditEntry struct {

@@ -25,7 +25,8 @@ type UpdateRecording struct {
 	Codecs          []string         `json:"codecs,omitempty"`
 	Quality         []ChannelQuality `json:"quality,omitempty"`
 	File            *FileInfo        `json:"file,omitempty"`
-	SealHash        string           `json:"sealHash,omitempty"` // sets File.SHA256
+	SealHash        string           `json:"sealHash,omitempty"`  // sets File.SHA256
+	AudioHash       string           `json:"audioHash,omitempty"` // sets File.AudioSHA256
 	DurationFlagged *bool            `json:"durationFlagged,omitempty"`
 }
 
@@ -254,6 +255,9 @@ func (c *UpdateRecording) apply(t *txn) (Result, error) {
 		if c.SealHash != "" {
 			r.File.SHA256 = c.SealHash
 		}
+		if c.AudioHash != "" {
+			r.File.AudioSHA256 = c.AudioHash
+		}
 		if c.DurationFlagged != nil {
 			r.DurationFlagged = *c.DurationFlagged
 		}
@@ -430,7 +434,7 @@ func (c *DeleteRecording) apply(t *txn) (Result, error) {
 		Direction: r.Direction, Source: r.Source, Node: r.Node,
 		LocalParty: LocalParty{User: r.LocalParty.User}, Group: r.Group, Tenant: r.Tenant,
 		Status: StatusDeleted, Tier: r.Tier,
-		File:    FileInfo{Path: r.File.Path, Format: r.File.Format, SHA256: r.File.SHA256}, // no WrappedDEK: shredded
+		File:    FileInfo{Path: r.File.Path, Format: r.File.Format, SHA256: r.File.SHA256, AudioSHA256: r.File.AudioSHA256}, // no WrappedDEK: shredded
 		Deleted: &Deletion{By: c.By, At: c.At},
 	}
 	tomb.normalize()

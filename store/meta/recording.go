@@ -162,7 +162,12 @@ type Deletion struct {
 type FileInfo struct {
 	Path       string `json:"path,omitempty"` // relative to the tier root
 	Format     Format `json:"format,omitempty"`
-	SHA256     string `json:"sha256,omitempty"` // seal hash, hex
+	SHA256     string `json:"sha256,omitempty"` // seal hash: SHA-256 of the encrypted file, hex
+	// AudioSHA256 is the SHA-256 of the decrypted content (the audio as
+	// captured or uploaded), fixed when the recording is sealed: an export
+	// carries that content, and this hash (also in the audit chain) proves
+	// it is what was recorded.
+	AudioSHA256 string `json:"audioSha256,omitempty"`
 	WrappedDEK []byte `json:"wrappedDek,omitempty"`
 	KeyTerm    uint32 `json:"keyTerm,omitempty"`
 }
@@ -307,6 +312,7 @@ func (r *Recording) validate() error {
 		checkTime("deleteAfter", r.DeleteAfter),
 		checkText("file.path", r.File.Path, 4096),
 		checkText("file.sha256", r.File.SHA256, 64),
+		checkText("file.audioSha256", r.File.AudioSHA256, 64),
 		checkRange("file.wrappedDek", int64(len(r.File.WrappedDEK)), 0, maxDEKLen),
 		checkRange("codecs", int64(len(r.Codecs)), 0, maxCodecs),
 		checkRange("quality", int64(len(r.Quality)), 0, maxChannels),
