@@ -160,16 +160,16 @@ type Deletion struct {
 
 // FileInfo locates and unlocks the recording file.
 type FileInfo struct {
-	Path       string `json:"path,omitempty"` // relative to the tier root
-	Format     Format `json:"format,omitempty"`
-	SHA256     string `json:"sha256,omitempty"` // seal hash: SHA-256 of the encrypted file, hex
+	Path   string `json:"path,omitempty"` // relative to the tier root
+	Format Format `json:"format,omitempty"`
+	SHA256 string `json:"sha256,omitempty"` // seal hash: SHA-256 of the encrypted file, hex
 	// AudioSHA256 is the SHA-256 of the decrypted content (the audio as
 	// captured or uploaded), fixed when the recording is sealed: an export
 	// carries that content, and this hash (also in the audit chain) proves
 	// it is what was recorded.
 	AudioSHA256 string `json:"audioSha256,omitempty"`
-	WrappedDEK []byte `json:"wrappedDek,omitempty"`
-	KeyTerm    uint32 `json:"keyTerm,omitempty"`
+	WrappedDEK  []byte `json:"wrappedDek,omitempty"`
+	KeyTerm     uint32 `json:"keyTerm,omitempty"`
 }
 
 // Recording is the metadata of one call recording.
