@@ -15,8 +15,8 @@ import (
 func newVerifyCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "verify",
-		Short:   "Check the audit log's chain and signatures",
-		Example: "  callvault verify audit --data-dir /var/lib/callvault/data",
+		Short:   "Check the audit log's chain, or an export bundle, offline",
+		Example: "  callvault verify audit --data-dir /var/lib/callvault/data\n  callvault verify bundle case-4711.zip --fingerprint 3f1c...e9",
 	}
 	var asJSON bool
 	audit := &cobra.Command{
@@ -75,6 +75,6 @@ chain holds. Run it with the server stopped (it needs the data directory to itse
 	}
 	appliance.AddFlags(audit.Flags())
 	audit.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.AddCommand(audit)
+	cmd.AddCommand(audit, newVerifyBundleCmd(stdout))
 	return cmd
 }
