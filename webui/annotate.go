@@ -327,15 +327,19 @@ func (s *Server) deleteOne(r *http.Request, p *Principal, id string) (bulkResult
 	if !ok {
 		return bulkResult{ID: id, Status: "not-found", Message: errNoRecording}, nil
 	}
+	refused := func(status, msg string) (bulkResult, error) {
+		s.auditBestEffort(r, p, auditEvent{action: meta.AuditDelete, outcome: "denied", recording: rec.ID, tenant: tenantOf(rec.Tenant), detail: msg})
+		return bulkResult{ID: id, Status: status, Message: msg}, nil
+	}
 	if rec.Preserved != nil {
-		return bulkResult{ID: id, Status: "preserved", Message: "under legal hold: release it before deleting"}, nil
+		return refused("preserved", "under legal hold: release it before deleting")
 	}
 	err = s.data.Library.Delete(r.Context(), rec.ID, p.User.ID)
 	switch {
 	case errors.Is(err, meta.ErrPreserved):
-		return bulkResult{ID: id, Status: "preserved", Message: "under legal hold: release it before deleting"}, nil
+		return refused("preserved", "under legal hold: release it before deleting")
 	case errors.Is(err, meta.ErrInvalid):
-		return bulkResult{ID: id, Status: "busy", Message: "still being recorded"}, nil
+		return refused("busy", "still being recorded")
 	case errors.Is(err, meta.ErrNotFound), errors.Is(err, meta.ErrDeleted):
 		return bulkResult{ID: id, Status: "not-found", Message: errNoRecording}, nil
 	case err != nil:

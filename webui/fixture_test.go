@@ -37,6 +37,10 @@ type fixture struct {
 	plantedBob, plantedCarol []string
 }
 
+// fixtureMod, when set, changes the fixture server's Config or Data
+// (newFixtureWith).
+var fixtureMod func(*Config, *Data)
+
 // ident is who sends a request: a login name ("" = anonymous).
 type ident string
 
@@ -44,7 +48,7 @@ func (i ident) tenantLogin() string { return string(i) }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	e := newEnv(t, nil)
+	e := newEnv(t, fixtureMod)
 	f := &fixture{testEnv: e, users: map[string]meta.User{}}
 	add := func(login, tenant, name string, role meta.Role, mod ...func(*meta.User)) {
 		u := e.addUser(name, role, append([]func(*meta.User){func(u *meta.User) { u.Tenant = tenant }}, mod...)...)

@@ -71,7 +71,7 @@ func parseStrictQuery(raw string, allowed []paramDoc) (map[string]string, error)
 	for _, name := range names {
 		vs := vals[name]
 		if !slices.ContainsFunc(allowed, func(p paramDoc) bool { return p.name == name }) {
-			return nil, badParam(clip(name), "unknown parameter")
+			return nil, badParam(paramName(name), "unknown parameter")
 		}
 		if len(vs) != 1 {
 			return nil, badParam(name, "given %d times", len(vs))
@@ -154,16 +154,18 @@ func schemaOf(t reflect.Type) map[string]any {
 func addStructFields(t reflect.Type, props map[string]any, required *[]string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("json")
 		if tag == "-" {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
+		// encoding/json promotes the fields of an embedded struct, exported
+		// or not.
 		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
 			addStructFields(f.Type, props, required)
+			continue
+		}
+		if !f.IsExported() {
 			continue
 		}
 		if name == "" {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/callvault/callvault/store/meta"
@@ -48,6 +49,18 @@ var (
 
 func textParam(dst func(q *meta.Query) *string) func(q *meta.Query, v string) error {
 	return func(q *meta.Query, v string) error {
+		*dst(q) = v
+		return nil
+	}
+}
+
+// wordsParam is a text parameter that meta splits into words (letters and
+// digits): one without any is refused here, naming the parameter.
+func wordsParam(dst func(q *meta.Query) *string) func(q *meta.Query, v string) error {
+	return func(q *meta.Query, v string) error {
+		if !strings.ContainsFunc(v, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+			return errors.New("has no words (letters or digits)")
+		}
 		*dst(q) = v
 		return nil
 	}
@@ -118,7 +131,7 @@ var searchParams = []searchParam{
 	{"reference", "string", "the reference number (searches all time unless from/to is given)", nil,
 		textParam(func(q *meta.Query) *string { return &q.Reference })},
 	{"notes", "string", "every word appears in the recording's notes (case-insensitive)", nil,
-		textParam(func(q *meta.Query) *string { return &q.NoteWords })},
+		wordsParam(func(q *meta.Query) *string { return &q.NoteWords })},
 	{"direction", "string", "call direction", directionValues,
 		enumParam(directionValues, func(q *meta.Query, v string) { q.Direction = meta.Direction(v) })},
 	{"localUser", "string", "the local party's user ID", nil,
@@ -128,7 +141,7 @@ var searchParams = []searchParam{
 	{"remoteNumber", "string", "the remote party's number starts with this", nil,
 		textParam(func(q *meta.Query) *string { return &q.RemoteNumber })},
 	{"remoteName", "string", "every word is the start of a word of the remote party's name", nil,
-		textParam(func(q *meta.Query) *string { return &q.RemoteName })},
+		wordsParam(func(q *meta.Query) *string { return &q.RemoteName })},
 	{"group", "string", "the recording's group ID", nil,
 		textParam(func(q *meta.Query) *string { return &q.Group })},
 	{"minRating", "integer", "rated at least this (1 to 5)", nil,
@@ -158,6 +171,14 @@ type paramError struct {
 func (e *paramError) Error() string { return "parameter " + e.param + ": " + e.err.Error() }
 func (e *paramError) Unwrap() error { return ErrBadParameter }
 
+// paramName is how an answer names a parameter the client sent.
+func paramName(name string) string {
+	if name == "" {
+		return "(empty name)"
+	}
+	return strings.ToValidUTF8(clip(name), "?")
+}
+
 func badParam(name string, format string, args ...any) error {
 	return &paramError{param: name, err: fmt.Errorf(format, args...)}
 }
@@ -185,7 +206,7 @@ func parseSearchQuery(raw string, now time.Time) (meta.Query, error) {
 		vs := vals[name]
 		i := slices.IndexFunc(searchParams, func(p searchParam) bool { return p.name == name })
 		if i < 0 {
-			return q, badParam(clip(name), "unknown parameter")
+			return q, badParam(paramName(name), "unknown parameter")
 		}
 		if len(vs) != 1 {
 			return q, badParam(name, "given %d times", len(vs))
@@ -361,8 +382,14 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 	page, err := s.data.Catalog.Search(q)
 	if errors.Is(err, meta.ErrInvalid) {
 		// What meta rejects that the parser let through: a cursor that is
-		// malformed or was made for the other sort order.
-		writeJSON(w, http.StatusBadRequest, apiMessage{Message: "parameter cursor: " + err.Error(), Parameter: "cursor"})
+		// malformed or was made for the other sort order (the fuzz target
+		// checks that nothing else gets here).
+		msg := strings.TrimPrefix(err.Error(), "meta: ")
+		if q.Cursor != "" {
+			writeJSON(w, http.StatusBadRequest, apiMessage{Message: "parameter cursor: " + msg, Parameter: "cursor"})
+		} else {
+			writeError(w, http.StatusBadRequest, msg)
+		}
 		return
 	}
 	if err != nil {
