@@ -157,9 +157,12 @@ var auditParams = []paramDoc{
 	{name: "cursor", typ: "string", desc: "the `next` value of the previous page"},
 }
 
+// auditActionNames lists meta's audit actions (meta keeps its list
+// unexported; TestAuditActionNames checks this one against what meta
+// accepts).
 func auditActionNames() []string {
 	return []string{"login", "login-failed", "logout", "search", "view", "play", "download", "export", "upload",
-		"delete", "preserve", "release", "note", "rating", "annotate", "config", "user", "token", "key", "purge"}
+		"delete", "preserve", "release", "note", "rating", "annotate", "config", "user", "token", "key", "purge", "seal"}
 }
 
 // parseAuditQuery reads the audit route's query string.

@@ -99,3 +99,32 @@ func FuzzRange(f *testing.F) {
 		}
 	})
 }
+
+// TestAuditActionNames: the actions the API documents and filters by are
+// exactly those meta accepts (meta refuses an unknown action in a query).
+func TestAuditActionNames(t *testing.T) {
+	db, err := meta.Open(filepath.Join(t.TempDir(), "meta.db"), meta.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, a := range auditActionNames() {
+		if _, err := db.SearchAudit(meta.AuditQuery{Action: meta.AuditAction(a)}); err != nil {
+			t.Errorf("meta refuses %q: %v", a, err)
+		}
+	}
+	// Every meta action constant named in the API docs is known to meta;
+	// the reverse is checked by appending each known one.
+	for _, a := range []meta.AuditAction{meta.AuditLogin, meta.AuditLoginFailed, meta.AuditLogout, meta.AuditSearch, meta.AuditView,
+		meta.AuditPlay, meta.AuditDownload, meta.AuditExport, meta.AuditUpload, meta.AuditDelete, meta.AuditPreserve, meta.AuditRelease,
+		meta.AuditNote, meta.AuditRating, meta.AuditAnnotate, meta.AuditConfig, meta.AuditUser, meta.AuditToken, meta.AuditKey,
+		meta.AuditPurge, meta.AuditSeal} {
+		found := false
+		for _, n := range auditActionNames() {
+			found = found || n == string(a)
+		}
+		if !found {
+			t.Errorf("action %q is missing from auditActionNames", a)
+		}
+	}
+}
