@@ -130,19 +130,18 @@ func (s *stream) activeLanes() []atomic.Pointer[rtp.Ring] {
 	return s.lanes[:s.nlanes.Load()]
 }
 
-// slotSize is the ring slot payload for a stream whose first payload has
-// n bytes: room for half as much again (a sender switching to a longer
-// ptime), at most a jumbo-free MTU.
+// slotSize is the ring's arena bytes per slot for a stream whose first
+// payload has n bytes: the ring then holds RingSlots packets of that size,
+// the same span of audio if the sender later switches to a longer ptime
+// (fewer, bigger packets), and takes any single payload up to half the
+// arena. At least 20 ms of G.711, so a stream that starts with 4-byte
+// telephone events still has room for its audio.
 func slotSize(n int) int {
-	size := minSlotPayload
-	for size < n+n/2 && size < maxSlotPayload {
-		size *= 2
-	}
-	return min(size, maxSlotPayload)
+	return min(max(n, minSlotPayload), maxSlotPayload)
 }
 
 const (
-	minSlotPayload = 256 // 20 ms of G.711 (160 bytes) with room
+	minSlotPayload = 160 // 20 ms of G.711
 	maxSlotPayload = 2048
 )
 

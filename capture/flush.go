@@ -19,8 +19,8 @@ const tickMs = audio.DefaultTickMs
 // timeline up to its arrival (well inside the playout's buffer).
 const (
 	holdback = int64(3 * tickMs * int(time.Millisecond))
-	// catchUp is well inside the playout's 32-tick timeline (its delay,
-	// 120 ms, plus this and a packet stay under 640 ms), so a ring drained
+	// catchUp is well inside the playout's 23-tick timeline (its delay,
+	// 120 ms, plus this and a packet stay under 460 ms), so a ring drained
 	// after a stall (a full ring holds 1.3 s) never lands a packet on a
 	// tick not yet pulled.
 	catchUp = 100 * time.Millisecond

@@ -64,10 +64,10 @@ type Playout struct {
 	upt        int64 // clock units per tick
 	tickBytes  int
 	silence    byte
-	delay      int64 // units
-	reanchor   int64 // units
-	tmask      int64
-	buf        []byte   // (tmask+1) ticks of tickBytes
+	delay      int64    // units
+	reanchor   int64    // units
+	nticks     int64    // timeline slots; tick k lives in slot k % nticks
+	buf        []byte   // nticks ticks of tickBytes
 	cover      []uint64 // one bit per unit per tick slot
 	wordsPerTk int
 	tags       []int64 // tick index held by each slot, -1 free
@@ -114,9 +114,8 @@ type PlayoutConfig struct {
 	// stray from its arrival position before the stream is re-anchored;
 	// 0 means 2 s.
 	Reanchor time.Duration
-	// BufferTicks is the timeline size in ticks (rounded up to a power of
-	// two); 0 sizes it for Delay + 300 ms (32 ticks of 20 ms with the
-	// default delay). The newest packet never lands past the timeline:
+	// BufferTicks is the timeline size in ticks; 0 sizes it for Delay +
+	// 300 ms (23 ticks of 20 ms with the default delay). The newest packet never lands past the timeline:
 	// one that would (a timestamp jump ahead of arrival shorter than
 	// Reanchor but longer than the buffer) re-anchors the stream instead
 	// of being dropped as Overrun. So the buffer is sized for the jitter
@@ -204,12 +203,11 @@ func NewPlayout(cfg PlayoutConfig) (*Playout, error) {
 	if n < 2 || n > maxBufferTicks {
 		return nil, fmt.Errorf("%w: buffer of %d ticks (2..%d)", ErrConfig, n, maxBufferTicks)
 	}
-	n = 1 << bits.Len(uint(n-1)) // next power of two
 	p.upt = int64(cfg.ClockRate * cfg.TickMs / 1000)
 	p.tickBytes = int(p.upt) * p.bpu
 	p.delay = nsToUnits(int64(cfg.Delay), int64(cfg.ClockRate))
 	p.reanchor = nsToUnits(int64(cfg.Reanchor), int64(cfg.ClockRate))
-	p.tmask = int64(n - 1)
+	p.nticks = int64(n)
 	p.buf = make([]byte, n*p.tickBytes)
 	p.wordsPerTk = int(p.upt+63) / 64
 	p.cover = make([]uint64, n*p.wordsPerTk)
@@ -302,7 +300,7 @@ func (p *Playout) Write(s *Slot, payload []byte) []Digit {
 		if newest {
 			drift := pos - arrPos
 			late := pos+units <= p.writable() && pos+units > 0
-			beyond := pos+units > p.writable()+(p.tmask+1)*p.upt
+			beyond := pos+units > p.writable()+p.nticks*p.upt
 			if drift > p.reanchor || drift < -p.reanchor || late || beyond {
 				p.stats.Reanchors++
 				pos = max(arrPos, p.writable())
@@ -351,7 +349,7 @@ func (p *Playout) place(pos int64, payload []byte) {
 		k := u / p.upt
 		tickEnd := (k + 1) * p.upt
 		segEnd := min(end, tickEnd)
-		slot := k & p.tmask
+		slot := k % p.nticks
 		if p.tags[slot] != k {
 			if p.tags[slot] >= p.next {
 				p.stats.Overrun++
@@ -497,7 +495,7 @@ func (p *Playout) NextTick(dst []byte, now int64) (audio.TickFlag, bool) {
 			to = min(to, p.streamEnd)
 		}
 	}
-	slot := k & p.tmask
+	slot := k % p.nticks
 	covered := 0
 	if p.tags[slot] == k {
 		p.copyTick(dst, slot)

@@ -331,11 +331,11 @@ func TestPlayoutTalkspurts(t *testing.T) {
 	})
 	t.Run("timestamp jump ahead, past the buffer but inside the re-anchor window", func(t *testing.T) {
 		// 1 s of timestamps in 20 ms: under Reanchor (2 s), so it would be
-		// kept as a gap, but the 32-tick timeline cannot hold a packet 1 s
+		// kept as a gap, but the 23-tick timeline cannot hold a packet 1 s
 		// ahead. It re-anchors at its arrival instead of being dropped.
 		pl := newPlayer(t, PlayoutConfig{Start: 0})
-		if n := pl.p.tmask + 1; n != 32 {
-			t.Fatalf("default timeline of %d ticks, want 32 (120 ms delay + 300 ms)", n)
+		if n := pl.p.nticks; n != 23 {
+			t.Fatalf("default timeline of %d ticks, want 23 (120 ms delay + 300 ms, 2 to spare)", n)
 		}
 		a := stream(0, 5, 1, 0, 0)
 		b := stream(5, 10, 1, 0, 0)

@@ -27,29 +27,47 @@ import (
 // index, refreshed only when the ring looks full (or empty), so the two
 // cores rarely touch the same line.
 //
-// Oversized payloads are rejected and counted (Stats.Oversize), not
-// truncated: a cut G.711 frame would put a wrong number of samples on the
-// timeline as if it had been received, while a rejected one leaves a gap
-// that playout fills with silence and flags as such.
+// Payloads live in a byte arena of slots × slotPayload bytes, packed one
+// after another (a payload that would straddle the arena's end starts
+// again at its beginning), not in fixed slots sized for the largest
+// payload: a ring then holds as much time of audio as the slots promise
+// whatever the ptime, in about two thirds of the memory of fixed 256-byte
+// slots (issue 4: rings were half of a call's memory at 10,000 calls).
+// The producer owns the arena's head, the consumer publishes the byte
+// position it has released up to (btail), with the same acquire/release
+// pairing as the slot indexes.
+//
+// Payloads larger than half the arena are rejected and counted
+// (Stats.Oversize), not truncated: a cut G.711 frame would put a wrong
+// number of samples on the timeline as if it had been received, while a
+// rejected one leaves a gap that playout fills with silence and flags as
+// such. Half the arena always fits into an empty ring, wherever the
+// producer stopped.
 type Ring struct {
 	_          [64]byte
 	head       atomic.Uint64 // next slot the producer writes; owned by the producer
 	cachedTail uint64        // producer's last view of tail
+	bhead      uint64        // producer: arena bytes used so far (monotonic, skips included)
+	boff       uint64        // producer: bhead modulo the arena size
+	cachedBT   uint64        // producer's last view of btail
 	dropped    atomic.Uint64 // full ring
 	oversize   atomic.Uint64 // payload larger than the slot
-	_          [64 - 32]byte
+	_          [64 - 56]byte
 	tail       atomic.Uint64 // next slot the consumer reads; owned by the consumer
+	btail      atomic.Uint64 // arena bytes released (monotonic); owned by the consumer
 	cachedHead uint64        // consumer's last view of head
-	_          [64 - 16]byte
+	cpos       uint64        // consumer: arena position of the next payload (mirrors bhead)
+	coff       uint64        // consumer: cpos modulo the arena size
+	_          [64 - 40]byte
 
-	mask    uint64
-	slotCap int
-	slots   []Slot
-	payload []byte // len(slots)*slotCap bytes, slot i at [i*slotCap, (i+1)*slotCap)
+	mask       uint64
+	maxPayload int
+	slots      []Slot
+	arena      []byte
 }
 
 // Slot is one queued packet: the RTP header fields playout needs and the
-// capture time. Its payload lives in the ring's payload arena.
+// capture time. Its payload lives in the ring's arena.
 type Slot struct {
 	Arrival int64 // capture time, ns
 	TS      uint32
@@ -58,6 +76,7 @@ type Slot struct {
 	Len     uint16 // payload bytes
 	PT      uint8
 	Marker  bool
+	off     uint32 // payload offset in the arena
 }
 
 // RingStats are the ring's counters; the producer counts Dropped and
@@ -65,8 +84,8 @@ type Slot struct {
 type RingStats struct {
 	Pushed   uint64 // packets queued since creation
 	Popped   uint64 // packets taken by the consumer
-	Dropped  uint64 // refused because the ring was full
-	Oversize uint64 // refused because the payload exceeded the slot
+	Dropped  uint64 // refused because the ring (slots or arena) was full
+	Oversize uint64 // refused because the payload exceeded SlotPayload
 }
 
 // Ring limits.
@@ -78,9 +97,10 @@ const (
 )
 
 // NewRing allocates a ring of slots entries (a power of two, 2..65536)
-// that each hold up to slotPayload payload bytes (0 means
-// DefaultSlotPayload). L16 streams need bigger slots (20 ms of 16 kHz L16
-// is 640 bytes). All memory is allocated here, once.
+// and an arena of slots × slotPayload bytes (slotPayload 0 means
+// DefaultSlotPayload): it holds slots packets of slotPayload bytes on
+// average, and accepts any payload up to SlotPayload (half the arena, at
+// least slotPayload). All memory is allocated here, once.
 func NewRing(slots, slotPayload int) (*Ring, error) {
 	if slots < 2 || slots > maxRingSlots || slots&(slots-1) != 0 {
 		return nil, fmt.Errorf("%w: ring of %d slots (a power of two, 2..%d)", ErrConfig, slots, maxRingSlots)
@@ -92,18 +112,20 @@ func NewRing(slots, slotPayload int) (*Ring, error) {
 		return nil, fmt.Errorf("%w: slot payload of %d bytes (1..%d)", ErrConfig, slotPayload, maxSlotPayload)
 	}
 	return &Ring{
-		mask:    uint64(slots - 1),
-		slotCap: slotPayload,
-		slots:   make([]Slot, slots),
-		payload: make([]byte, slots*slotPayload),
+		mask:       uint64(slots - 1),
+		maxPayload: min(slots*slotPayload/2, maxSlotPayload),
+		slots:      make([]Slot, slots),
+		arena:      make([]byte, slots*slotPayload),
 	}, nil
 }
 
 // Push queues a packet; only the producer goroutine may call it. It never
-// blocks and never allocates: it returns false when the ring is full or
-// the payload is larger than a slot, and counts the refusal.
+// blocks and never allocates: it returns false when the ring (its slots
+// or its arena) is full or the payload is larger than SlotPayload, and
+// counts the refusal.
 func (r *Ring) Push(h *Header, payload []byte, arrival int64) bool {
-	if len(payload) > r.slotCap {
+	n := uint64(len(payload))
+	if len(payload) > r.maxPayload {
 		r.oversize.Add(1)
 		return false
 	}
@@ -115,17 +137,34 @@ func (r *Ring) Push(h *Header, payload []byte, arrival int64) bool {
 			return false
 		}
 	}
+	a := uint64(len(r.arena))
+	pos, off := r.bhead, r.boff
+	if off+n > a { // would straddle the end: start again at 0
+		pos += a - off
+		off = 0
+	}
+	if pos+n-r.cachedBT > a {
+		r.cachedBT = r.btail.Load()
+		if pos+n-r.cachedBT > a {
+			r.dropped.Add(1)
+			return false
+		}
+	}
 	i := head & r.mask
 	s := &r.slots[i]
 	s.Arrival = arrival
 	s.TS = h.Timestamp
 	s.SSRC = h.SSRC
 	s.Seq = h.SequenceNumber
-	s.Len = uint16(len(payload))
+	s.Len = uint16(n)
 	s.PT = h.PayloadType
 	s.Marker = h.Marker
-	off := int(i) * r.slotCap
-	copy(r.payload[off:off+r.slotCap], payload)
+	s.off = uint32(off)
+	copy(r.arena[off:off+n], payload)
+	r.bhead = pos + n
+	if r.boff = off + n; r.boff == a {
+		r.boff = 0
+	}
 	r.head.Store(head + 1) // publishes the slot
 	return true
 }
@@ -133,8 +172,8 @@ func (r *Ring) Push(h *Header, payload []byte, arrival int64) bool {
 // Pop copies the oldest packet's fields into dst and its payload into buf
 // and returns the payload slice (a prefix of buf). It reports false when
 // the ring is empty. Only the consumer goroutine may call it. buf must
-// hold the slot size; a shorter buf is an error the caller made, answered
-// with a cut payload and dst.Len telling the true size.
+// hold SlotPayload bytes; a shorter buf is an error the caller made,
+// answered with a cut payload and dst.Len telling the true size.
 func (r *Ring) Pop(dst *Slot, buf []byte) ([]byte, bool) {
 	s, p, ok := r.Peek()
 	if !ok {
@@ -156,14 +195,29 @@ func (r *Ring) Peek() (*Slot, []byte, bool) {
 			return nil, nil, false
 		}
 	}
-	i := tail & r.mask
-	s := &r.slots[i]
-	off := int(i) * r.slotCap
-	return s, r.payload[off : off+int(s.Len) : off+int(s.Len)], true
+	s := &r.slots[tail&r.mask]
+	off, end := int(s.off), int(s.off)+int(s.Len)
+	return s, r.arena[off:end:end], true
 }
 
-// Release frees the slot returned by the last Peek.
-func (r *Ring) Release() { r.tail.Store(r.tail.Load() + 1) }
+// Release frees the slot returned by the last Peek and its payload's
+// bytes. The consumer follows the producer's packing: a payload at offset
+// 0 that does not follow the previous one means the producer skipped the
+// arena's end.
+func (r *Ring) Release() {
+	tail := r.tail.Load()
+	s := &r.slots[tail&r.mask]
+	a := uint64(len(r.arena))
+	if uint64(s.off) != r.coff {
+		r.cpos += a - r.coff
+	}
+	r.cpos += uint64(s.Len)
+	if r.coff = uint64(s.off) + uint64(s.Len); r.coff == a {
+		r.coff = 0
+	}
+	r.btail.Store(r.cpos)
+	r.tail.Store(tail + 1)
+}
 
 // Drain hands every queued packet to fn, oldest first, releasing each
 // slot after fn returns, and returns how many it handed over. The slot
@@ -192,8 +246,8 @@ func (r *Ring) Len() int { return int(r.head.Load() - r.tail.Load()) }
 // Cap returns the number of slots.
 func (r *Ring) Cap() int { return len(r.slots) }
 
-// SlotPayload returns the largest payload a slot holds.
-func (r *Ring) SlotPayload() int { return r.slotCap }
+// SlotPayload returns the largest payload the ring accepts.
+func (r *Ring) SlotPayload() int { return r.maxPayload }
 
 // Stats returns the counters; safe from any goroutine.
 func (r *Ring) Stats() RingStats {

@@ -32,7 +32,10 @@ func TestRingFullAndOversize(t *testing.T) {
 	if r.Push(&h, []byte{9}, 9) {
 		t.Fatal("push into a full ring accepted")
 	}
-	if r.Push(&h, make([]byte, 17), 9) {
+	if r.SlotPayload() != 32 {
+		t.Fatalf("4 slots of 16 bytes accept payloads up to %d bytes, want 32 (half the arena)", r.SlotPayload())
+	}
+	if r.Push(&h, make([]byte, 33), 9) {
 		t.Fatal("oversized payload accepted")
 	}
 	if r.Push(&h, make([]byte, 16), 9) {
@@ -57,6 +60,71 @@ func TestRingFullAndOversize(t *testing.T) {
 	}
 	if _, ok := r.Pop(&s, buf); ok {
 		t.Fatal("pop from empty ring")
+	}
+}
+
+// TestRingArena: the arena, not the slot count, limits big payloads, and
+// a payload that would straddle the arena's end starts at its beginning
+// once the consumer has freed it.
+func TestRingArena(t *testing.T) {
+	r, err := NewRing(4, 16) // 64-byte arena, payloads up to 32
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h Header
+	fill := func(n int, b byte) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = b
+		}
+		return p
+	}
+	if !r.Push(&h, fill(30, 1), 1) || !r.Push(&h, fill(30, 2), 2) {
+		t.Fatal("two payloads of 30 bytes refused in a 64-byte arena")
+	}
+	if r.Push(&h, fill(5, 3), 3) {
+		t.Fatal("a third payload accepted with 4 bytes of the arena left")
+	}
+	if !r.Push(&h, fill(4, 3), 3) {
+		t.Fatal("a payload of the 4 bytes left refused")
+	}
+	var s Slot
+	buf := make([]byte, 64)
+	if p, ok := r.Pop(&s, buf); !ok || len(p) != 30 || p[0] != 1 {
+		t.Fatalf("first pop: %x", p)
+	}
+	// 30 bytes free at the start, none at the end: 20 bytes go to offset 0.
+	if !r.Push(&h, fill(20, 4), 4) {
+		t.Fatal("payload refused with 30 bytes free at the arena's start")
+	}
+	if r.Push(&h, fill(11, 5), 5) {
+		t.Fatal("payload accepted with 10 bytes free")
+	}
+	for i, want := range []struct {
+		n int
+		b byte
+	}{{30, 2}, {4, 3}, {20, 4}} {
+		p, ok := r.Pop(&s, buf)
+		if !ok || len(p) != want.n || p[0] != want.b || p[len(p)-1] != want.b {
+			t.Fatalf("pop %d: %x, want %d bytes of %d", i, p, want.n, want.b)
+		}
+	}
+	// Half the arena fits into an empty ring wherever the producer stands.
+	for k := 0; k < 12; k++ {
+		n := 32 - k%5*7 // 32, 25, 18, 11, 4, ...: the producer's offset wanders
+		if !r.Push(&h, fill(32, byte(k)), int64(k)) {
+			t.Fatalf("round %d: an empty ring refuses a payload of half its arena", k)
+		}
+		if !r.Push(&h, fill(n, byte(k)), int64(k)) {
+			r.Drain(func(*Slot, []byte) {})
+			if !r.Push(&h, fill(n, byte(k)), int64(k)) {
+				t.Fatalf("round %d: an empty ring refuses %d bytes", k, n)
+			}
+		}
+		r.Drain(func(*Slot, []byte) {})
+	}
+	if st := r.Stats(); st.Dropped < 2 || st.Oversize != 0 || st.Pushed != st.Popped {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
