@@ -98,7 +98,9 @@ func TestSearchAPILoad(t *testing.T) {
 		{"minRating", vary(func() string { return fmt.Sprintf("/api/v1/recordings?minRating=%d", 1+rng.IntN(5)) })},
 		{"category", vary(func() string { return "/api/v1/recordings?category=" + pick(loadCategories) })},
 		{"preserved", []string{"/api/v1/recordings?preserved=true"}},
-		{"bookmark", vary(func() string { return "/api/v1/recordings?bookmark=" + pick([]string{"dtmf", "hold", "manual", "transfer"}) })},
+		{"bookmark", vary(func() string {
+			return "/api/v1/recordings?bookmark=" + pick([]string{"dtmf", "hold", "manual", "transfer"})
+		})},
 		{"status", []string{"/api/v1/recordings?status=complete"}},
 		{"sort oldest", []string{"/api/v1/recordings?sort=oldest"}},
 		{"combined (group+direction+minDuration)", vary(func() string {
