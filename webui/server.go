@@ -207,10 +207,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: prometheus.WrapRegistererWithPrefix("callvault_", reg)}))
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	s.mux.HandleFunc("GET /login", s.handleLoginPage)
-	s.mux.HandleFunc("POST /login", s.handleLogin)
-	s.mux.HandleFunc("POST /logout", s.requireSession(s.handleLogout))
-	s.mux.HandleFunc("GET /{$}", s.requireSession(s.handleHome))
+	if err := s.registerPages(); err != nil {
+		return nil, err
+	}
 	s.registerAPI()
 	if err := s.buildOpenAPI(); err != nil {
 		return nil, err

@@ -1,5 +1,10 @@
 package webui
 
+// Sign-in, sign-out and the browser session (moved here from auth.go when
+// the pages got their catalogs; the behaviour is unchanged: argon2id
+// check, per-account and per-address throttle, HttpOnly SameSite=Strict
+// session cookie, CSRF token on every state-changing request).
+
 import (
 	"context"
 	"errors"
@@ -52,42 +57,32 @@ func (s *Server) requireSession(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-type pageData struct {
-	Title    string
-	Error    string
-	User     string
-	Role     string
-	CSRF     string
-	Version  string
-	Username string
-}
-
-func (s *Server) render(w http.ResponseWriter, name string, code int, d pageData) {
-	d.Version = s.cfg.Version
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	if err := s.pages.ExecuteTemplate(w, name, d); err != nil {
-		s.log.Error("render page", "page", name, "err", err)
+func (pg *pages) loginPage(w http.ResponseWriter, r *http.Request, code int, errKey, username string) {
+	d := pg.base(r)
+	d.Title, d.Username = d.L.T("login.title"), username
+	if errKey != "" {
+		d.Error = d.L.T(errKey)
 	}
+	pg.render(w, "login.html", code, &d)
 }
 
-func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := s.currentSession(r); ok {
+func (pg *pages) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := pg.s.currentSession(r); ok {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	s.render(w, "login.html", http.StatusOK, pageData{Title: "Sign in"})
+	pg.loginPage(w, r, http.StatusOK, "", "")
 }
 
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+func (pg *pages) handleLogin(w http.ResponseWriter, r *http.Request) {
+	s := pg.s
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	username := r.PostFormValue("username")
 	password := r.PostFormValue("password")
 	key := accountKey("", username)
 	if wait := s.loginBlocked(r, key); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		s.render(w, "login.html", http.StatusTooManyRequests, pageData{Title: "Sign in", Error: "Too many failed sign-ins. Wait a minute and try again.", Username: username})
+		pg.loginPage(w, r, http.StatusTooManyRequests, "login.throttled", username)
 		return
 	}
 	acct, err := s.accounts.AccountByName(username)
@@ -96,7 +91,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	case err != nil && !errors.Is(err, ErrNoAccount):
 		s.log.Error("sign-in lookup failed", "err", err)
 		s.metrics.logins.WithLabelValues("error").Inc()
-		s.render(w, "login.html", http.StatusInternalServerError, pageData{Title: "Sign in", Error: "Sign-in is unavailable; see the server log.", Username: username})
+		pg.loginPage(w, r, http.StatusInternalServerError, "login.unavailable", username)
 		return
 	default:
 		if err != nil {
@@ -108,7 +103,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("sign-in failed", "user", username, "remote", r.RemoteAddr)
 		s.auditAnon(r, meta.AuditLoginFailed, "", username, "sign-in form")
 		s.metrics.logins.WithLabelValues("failure").Inc()
-		s.render(w, "login.html", http.StatusUnauthorized, pageData{Title: "Sign in", Error: "Wrong user name or password.", Username: username})
+		pg.loginPage(w, r, http.StatusUnauthorized, "login.wrong", username)
 		return
 	}
 	s.byAccount.reset(key)
@@ -151,7 +146,8 @@ func (s *Server) verifyAccount(acct Account, password string) bool {
 // when the user name is unknown.
 const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$X2K0vsbq0Z3YoVH6UZkC0pE9kCfNQ0n+9bqZq2Ew6zI"
 
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+func (pg *pages) handleLogout(w http.ResponseWriter, r *http.Request) {
+	s := pg.s
 	if sess, id, ok := s.currentSession(r); ok {
 		s.sess.delete(id)
 		tenant := ""
@@ -162,9 +158,4 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-}
-
-func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
-	sess := r.Context().Value(sessionKey).(session)
-	s.render(w, "home.html", http.StatusOK, pageData{Title: "Callvault", User: sess.username, Role: sess.role, CSRF: sess.csrf})
 }

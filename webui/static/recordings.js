@@ -1,0 +1,250 @@
+// The recordings table: filters, quick filters, sorting, cursor paging,
+// auto-refresh every 15 s that keeps the selection and the scroll
+// position, and multi-select download (zip) and delete. The server
+// rendered the first page; this module takes over from there and builds
+// rows with the same markup.
+import { t, api, request, el, say, failed, fmtDuration, localizeTimes, saveBlob, fileName,
+  toLocalInput, fromLocalInput, zone } from './common.js';
+
+const main = document.getElementById('main');
+const table = document.getElementById('recordings');
+if (table) init();
+
+function init() {
+  const mine = main.dataset.mine === 'true';
+  const me = main.dataset.userId;
+  const tbody = table.tBodies[0];
+  const form = document.getElementById('filters');
+  const $ = (id) => document.getElementById(id);
+  const selected = new Set();
+  const REFRESH_MS = 15000;
+  const MAX_ZIP = 20;
+
+  // The query the rows answer: API parameter names, without the cursor.
+  const initial = new URLSearchParams(table.dataset.query || '');
+  let cursor = initial.get('cursor') || '';
+  initial.delete('cursor');
+  let params = initial;
+  let next = table.dataset.next || '';
+  const back = []; // cursors of the pages before this one
+  let busy = false;
+  let refreshes = 0;
+
+  // Fill the interval fields: the page's own, else the default window
+  // (the last 7 days, as the API's default).
+  const fromInput = $('f-from'), toInput = $('f-to');
+  const defaultFrom = toLocalInput(new Date(Date.now() - 7 * 24 * 3600 * 1000));
+  fromInput.value = fromInput.dataset.value ? toLocalInput(new Date(fromInput.dataset.value)) : defaultFrom;
+  if (toInput.dataset.value) toInput.value = toLocalInput(new Date(toInput.dataset.value));
+  let fromTouched = !!fromInput.dataset.value;
+  fromInput.addEventListener('input', () => { fromTouched = true; });
+
+  function readForm() {
+    const p = new URLSearchParams();
+    const exact = $('f-idref').value.trim() || $('f-callid').value.trim();
+    // An exact lookup searches all time unless the user set an interval.
+    if (fromInput.value && (fromTouched || !exact)) p.set('from', fromLocalInput(fromInput.value));
+    if (toInput.value) p.set('to', fromLocalInput(toInput.value));
+    const min = $('f-min').value.trim(), max = $('f-max').value.trim();
+    if (min) p.set('minDurationMs', String(Math.round(Number(min) * 1000)));
+    if (max) p.set('maxDurationMs', String(Math.round(Number(max) * 1000)));
+    if ($('f-callid').value.trim()) p.set('callId', $('f-callid').value.trim());
+    const idref = $('f-idref').value.trim();
+    if (idref) p.set(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idref) ? 'recordingId' : 'reference', idref);
+    if ($('f-notes').value.trim()) p.set('notes', $('f-notes').value.trim());
+    if ($('f-direction').value) p.set('direction', $('f-direction').value);
+    const remote = $('f-remote').value.trim();
+    if (remote) p.set(/\p{L}/u.test(remote) ? 'remoteName' : 'remoteNumber', remote);
+    if ($('f-user').value) p.set('localUser', $('f-user').value);
+    if ($('f-sort').value === 'oldest') p.set('sort', 'oldest');
+    return p;
+  }
+
+  function apiQuery(p, c) {
+    const q = new URLSearchParams(p);
+    if (mine) q.set('localUser', me);
+    if (c) q.set('cursor', c);
+    return q;
+  }
+
+  function cell(...children) { return el('td', {}, ...children); }
+
+  function quick(filter, value, label) {
+    return el('button', { type: 'button', class: 'qf', dataset: { filter, value }, title: t('quick.apply') }, label);
+  }
+
+  function row(r) {
+    const ref = r.reference || '';
+    const remote = r.remoteParty.name ? r.remoteParty.name + (r.remoteParty.number ? ' (' + r.remoteParty.number + ')' : '') : (r.remoteParty.number || '');
+    const user = r.localParty.name || r.localParty.username || '';
+    const box = el('input', { type: 'checkbox', class: 'sel', value: r.id, 'aria-label': t('rec.selectRow') + ' ' + ref });
+    box.checked = selected.has(r.id);
+    return el('tr', { dataset: { id: r.id } },
+      cell(box),
+      cell(quick('direction', r.direction, t('dir.' + r.direction))),
+      cell(el('a', { class: 'open', href: '/recordings/' + r.id }, el('time', { datetime: r.start }, r.start))),
+      el('td', { class: 'num' }, fmtDuration(r.durationMs)),
+      cell(r.localParty.user ? quick('localUser', r.localParty.user, user) : user),
+      cell(r.group || ''),
+      cell(r.localParty.number || ''),
+      cell(r.remoteParty.number ? quick('remoteNumber', r.remoteParty.number, remote) : remote),
+      el('td', { class: 'ref' }, ref),
+      cell(r.preserved ? el('span', { class: 'badge' }, t('common.yes')) : ''),
+      el('td', { class: 'num' }, r.rating ? el('span', { class: 'stars', title: r.rating + '/5' }, '★ ' + r.rating) : ''),
+      el('td', { class: 'num' }, r.bookmarks.length ? String(r.bookmarks.length) : ''));
+  }
+
+  function render(recs) {
+    tbody.replaceChildren(...recs.map(row));
+    localizeTimes(tbody);
+    $('empty').hidden = recs.length > 0;
+    $('page-next').disabled = !next;
+    $('page-prev').disabled = back.length === 0;
+    $('page-first').disabled = back.length === 0;
+    syncSelection();
+  }
+
+  // load shows the page at cursor c. keepView keeps the scroll position
+  // (auto-refresh); the selection is kept always.
+  async function load(c, keepView) {
+    if (busy) return;
+    busy = true;
+    const x = window.scrollX, y = window.scrollY;
+    const wrap = $('table-wrap'), wx = wrap.scrollLeft, wy = wrap.scrollTop;
+    try {
+      const page = await api('GET', '/api/v1/recordings?' + apiQuery(params, c));
+      cursor = c;
+      next = page.next;
+      render(page.recordings);
+      const shown = apiQuery(params, c);
+      if (mine) shown.delete('localUser');
+      history.replaceState(null, '', location.pathname + (shown.toString() ? '?' + shown : ''));
+      if (keepView) {
+        window.scrollTo(x, y);
+        wrap.scrollLeft = wx;
+        wrap.scrollTop = wy;
+      }
+    } catch (err) {
+      failed(err);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function search() {
+    params = readForm();
+    back.length = 0;
+    say('');
+    renderChips();
+    setSortHeader();
+    return load('', false);
+  }
+
+  // Quick filters: a click on a direction, user or remote party in the
+  // table narrows the search to it; chips show them and take them off.
+  function applyQuick(filter, value) {
+    if (filter === 'direction') $('f-direction').value = value;
+    if (filter === 'remoteNumber') $('f-remote').value = value;
+    if (filter === 'localUser') $('f-user').value = value;
+    search();
+  }
+
+  function renderChips() {
+    const chips = [];
+    const add = (label, clear) => chips.push(el('button', { type: 'button', class: 'chip', 'aria-label': t('quick.remove') + ': ' + label,
+      onclick: () => { clear(); search(); } }, label + ' ×'));
+    if ($('f-direction').value) add(t('quick.direction') + ': ' + t('dir.' + $('f-direction').value), () => { $('f-direction').value = ''; });
+    if ($('f-remote').value) add(t('quick.remote') + ': ' + $('f-remote').value, () => { $('f-remote').value = ''; });
+    if ($('f-user').value) {
+      const b = tbody.querySelector(`button.qf[data-filter="localUser"][data-value="${CSS.escape($('f-user').value)}"]`);
+      add(t('quick.user') + ': ' + (b ? b.textContent : $('f-user').value), () => { $('f-user').value = ''; });
+    }
+    $('chips').replaceChildren(...chips);
+  }
+
+  function setSortHeader() {
+    $('th-start').setAttribute('aria-sort', params.get('sort') === 'oldest' ? 'ascending' : 'descending');
+  }
+
+  function syncSelection() {
+    const boxes = tbody.querySelectorAll('input.sel');
+    for (const b of boxes) b.checked = selected.has(b.value);
+    const all = $('select-all');
+    all.checked = boxes.length > 0 && [...boxes].every((b) => b.checked);
+    all.indeterminate = !all.checked && [...boxes].some((b) => b.checked);
+    $('selection').textContent = selected.size ? t('rec.selected', { n: selected.size }) : '';
+    const dl = $('download-selected'), del = $('delete-selected');
+    if (dl) dl.disabled = selected.size === 0;
+    if (del) del.disabled = selected.size === 0;
+  }
+
+  form.addEventListener('submit', (e) => { e.preventDefault(); search(); });
+  $('reset').addEventListener('click', () => {
+    form.reset();
+    fromInput.value = defaultFrom;
+    toInput.value = '';
+    fromTouched = false;
+    $('f-user').value = '';
+    search();
+  });
+  $('sort-start').addEventListener('click', () => {
+    $('f-sort').value = $('f-sort').value === 'oldest' ? 'newest' : 'oldest';
+    search();
+  });
+  $('page-next').addEventListener('click', () => { if (next) { back.push(cursor); load(next, false); } });
+  $('page-prev').addEventListener('click', () => { if (back.length) load(back.pop(), false); });
+  $('page-first').addEventListener('click', () => { back.length = 0; load('', false); });
+  tbody.addEventListener('click', (e) => {
+    const b = e.target.closest('button.qf');
+    if (b) applyQuick(b.dataset.filter, b.dataset.value);
+  });
+  tbody.addEventListener('change', (e) => {
+    const b = e.target.closest('input.sel');
+    if (!b) return;
+    if (b.checked) selected.add(b.value); else selected.delete(b.value);
+    syncSelection();
+  });
+  $('select-all').addEventListener('change', (e) => {
+    for (const b of tbody.querySelectorAll('input.sel')) {
+      if (e.target.checked) selected.add(b.value); else selected.delete(b.value);
+    }
+    syncSelection();
+  });
+
+  const dl = $('download-selected');
+  if (dl) dl.addEventListener('click', async () => {
+    if (selected.size > MAX_ZIP) { say(t('rec.tooMany', { n: MAX_ZIP }), true); return; }
+    try {
+      say(t('common.loading'));
+      const res = await request('POST', '/api/v1/recordings/download', { ids: [...selected], format: 'mp3', tz: zone });
+      saveBlob(await res.blob(), fileName(res, 'recordings.zip'));
+      say(t('rec.downloaded', { n: selected.size }));
+    } catch (err) { failed(err); }
+  });
+
+  const del = $('delete-selected');
+  if (del) del.addEventListener('click', async () => {
+    if (!confirm(t('rec.confirmDelete', { n: selected.size }))) return;
+    try {
+      const out = await api('POST', '/api/v1/recordings/delete', { ids: [...selected] });
+      const results = (out && out.results) || [];
+      const ok = results.filter((r) => r.status === 'deleted').length;
+      for (const r of results) if (r.status === 'deleted' || r.status === 'not-found') selected.delete(r.id);
+      say(t('rec.deleteResult', { ok, failed: results.length - ok }), results.length - ok > 0);
+      await load(cursor, true);
+    } catch (err) { failed(err); }
+  });
+
+  // Auto-refresh: the same page again, every 15 s, while the tab is seen.
+  setInterval(async () => {
+    if (document.visibilityState !== 'visible') return;
+    await load(cursor, true);
+    refreshes++;
+    const r = $('refreshed');
+    r.dataset.count = String(refreshes);
+    r.textContent = t('rec.refreshed', { time: new Date().toLocaleTimeString(document.documentElement.lang) });
+  }, REFRESH_MS);
+
+  renderChips();
+  syncSelection();
+}
