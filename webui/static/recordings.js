@@ -106,13 +106,17 @@ function init() {
 
   // load shows the page at cursor c. keepView keeps the scroll position
   // (auto-refresh); the selection is kept always.
+  // A newer request wins: a search typed while a refresh is under way is
+  // not dropped, and the refresh's late answer is ignored.
+  let seq = 0;
   async function load(c, keepView) {
-    if (busy) return;
+    const mySeq = ++seq;
     busy = true;
     const x = window.scrollX, y = window.scrollY;
     const wrap = $('table-wrap'), wx = wrap.scrollLeft, wy = wrap.scrollTop;
     try {
       const page = await api('GET', '/api/v1/recordings?' + apiQuery(params, c));
+      if (mySeq !== seq) return;
       cursor = c;
       next = page.next;
       render(page.recordings);
@@ -125,9 +129,9 @@ function init() {
         wrap.scrollTop = wy;
       }
     } catch (err) {
-      failed(err);
+      if (mySeq === seq) failed(err);
     } finally {
-      busy = false;
+      if (mySeq === seq) busy = false;
     }
   }
 
@@ -179,7 +183,7 @@ function init() {
   }
 
   form.addEventListener('submit', (e) => { e.preventDefault(); search(); });
-  $('reset').addEventListener('click', () => {
+  $('f-reset').addEventListener('click', () => {
     form.reset();
     fromInput.value = defaultFrom;
     toInput.value = '';
@@ -237,7 +241,7 @@ function init() {
 
   // Auto-refresh: the same page again, every 15 s, while the tab is seen.
   setInterval(async () => {
-    if (document.visibilityState !== 'visible') return;
+    if (document.visibilityState !== 'visible' || busy) return;
     await load(cursor, true);
     refreshes++;
     const r = $('refreshed');

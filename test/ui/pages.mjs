@@ -1,0 +1,226 @@
+// The pages end to end, in Chromium, against the real binary. The Go test
+// (TestUIPages) made the users and uploaded the recordings through the
+// API; this script does what people do with them and checks the result.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, check } from './browser.mjs';
+
+const base = process.env.BASE;
+const adminPW = process.env.ADMIN_PASSWORD, pw = process.env.PASSWORD;
+const longId = process.env.LONG_ID;
+const shortIds = process.env.SHORT_IDS.split(',');
+const shots = process.env.SHOTS, downloads = process.env.DOWNLOADS;
+const report = {};
+
+// signIn opens a fresh context (own cookies) in language lang and signs
+// in with the keyboard alone: type, Tab, type, Enter.
+async function signIn(browser, user, password, lang = 'en') {
+  const ctx = await browser.newContext({ locale: lang, extraHTTPHeaders: { 'Accept-Language': lang }, acceptDownloads: true, timezoneId: 'Europe/Zurich' });
+  const page = await ctx.newPage();
+  page.on('dialog', (d) => d.accept());
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !/404|401|403/.test(m.text())) errors.push(m.text()); });
+  page.errors = errors;
+  await page.goto(base + '/login');
+  await page.focus('#username');
+  await page.keyboard.type(user);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(password);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#current-user');
+  check((await page.textContent('#current-user')).trim() === user, `signed in as ${user}`);
+  return page;
+}
+
+const ids = (page) => page.$$eval('#recordings tbody tr', (rows) => rows.map((r) => r.dataset.id));
+const present = async (page, sel) => (await page.locator(sel).count()) > 0;
+
+async function shot(page, name, lang) {
+  await page.screenshot({ path: join(shots, `${name}-${lang}.png`), fullPage: true });
+}
+
+await run(async (browser) => {
+  // ---- What each role sees ----
+  const expect = {
+    admin: { yes: ['#nav-all', '#nav-admin', '#nav-audit', '#recordings', '#delete-selected', '#download-selected'], no: [] },
+    sup: { yes: ['#nav-all', '#recordings', '#delete-selected'], no: ['#nav-admin', '#nav-audit'] },
+    alice: { yes: ['#nav-mine', '#recordings', '#delete-selected'], no: ['#nav-all', '#nav-admin', '#nav-audit'] },
+    rec: { yes: ['#no-access'], no: ['#recordings', '#nav-mine', '#nav-all', '#filters'] },
+    aud: { yes: ['#nav-all', '#nav-audit', '#download-selected'], no: ['#nav-admin', '#delete-selected'] },
+    viewer: { yes: ['#nav-mine', '#recordings'], no: ['#delete-selected', '#download-selected', '#nav-all'] },
+  };
+  const roles = {};
+  for (const [user, want] of Object.entries(expect)) {
+    const page = await signIn(browser, user, user === 'admin' ? adminPW : pw);
+    for (const sel of want.yes) check(await present(page, sel), `${user} sees ${sel}`);
+    for (const sel of want.no) check(!(await present(page, sel)), `${user} does not see ${sel}`);
+    roles[user] = (await page.locator('#recordings tbody tr').count());
+    if (user === 'viewer') {
+      // Play only: the detail page has the player and nothing else to act with.
+      await page.click('#recordings tbody tr a.open');
+      await page.waitForSelector('#d-call dt');
+      check(await present(page, '#play'), 'viewer has the player');
+      for (const sel of ['#delete', '#dl-mp3', '#preserve', '#note-form', '#rating']) check(!(await present(page, sel)), `viewer's detail lacks ${sel}`);
+    }
+    check(page.errors.length === 0, `${user}: no script errors: ${page.errors}`);
+    await page.context().close();
+  }
+  check(roles.alice === 7 && roles.admin === 8 && roles.viewer === 1 && roles.aud === 0, `rows per role ${JSON.stringify(roles)}`);
+  report.rowsPerRole = roles;
+
+  // ---- Filter, sort, page (admin, All recordings) ----
+  const admin = await signIn(browser, 'admin', adminPW);
+  await admin.goto(base + '/recordings/all?limit=3');
+  const p1 = await ids(admin);
+  check(p1.length === 3, 'first page of 3');
+  await admin.click('#page-next');
+  await admin.waitForFunction((first) => document.querySelector('#recordings tbody tr').dataset.id !== first, p1[0]);
+  const p2 = await ids(admin);
+  check(p2.length === 3 && !p2.some((id) => p1.includes(id)), 'second page differs');
+  await admin.click('#page-prev');
+  await admin.waitForFunction((first) => document.querySelector('#recordings tbody tr').dataset.id === first, p1[0]);
+  // Sort: the date header flips to oldest first.
+  await admin.click('#sort-start');
+  await admin.waitForFunction(() => document.getElementById('th-start').getAttribute('aria-sort') === 'ascending');
+  await admin.waitForFunction((first) => document.querySelector('#recordings tbody tr').dataset.id !== first, p1[0]);
+  const starts = await admin.$$eval('#recordings tbody time', (ts) => ts.map((t) => t.getAttribute('datetime')));
+  check(starts.every((s, i) => i === 0 || starts[i - 1] <= s), `oldest first ${starts}`);
+  // Quick filter: a click on a direction cell narrows to it.
+  await admin.goto(base + '/recordings/all');
+  await admin.click('#recordings tbody tr:nth-child(1) button.qf[data-filter="direction"]');
+  await admin.waitForSelector('#chips .chip');
+  const dir = await admin.$eval('#f-direction', (s) => s.value);
+  await admin.waitForFunction(() => document.querySelectorAll('#recordings tbody tr').length < 8);
+  const dirs = await admin.$$eval('#recordings tbody button.qf[data-filter="direction"]', (bs) => bs.map((b) => b.dataset.value));
+  check(dirs.length > 0 && dirs.every((d) => d === dir), `quick filter direction=${dir}: ${dirs}`);
+  // Filters: a duration interval (the one-hour call only), then note content.
+  await admin.click('#f-reset');
+  await admin.fill('#f-min', '600');
+  await admin.click('#f-search');
+  await admin.waitForFunction(() => document.querySelectorAll('#recordings tbody tr').length === 1);
+  check((await ids(admin))[0] === longId, 'duration filter finds the one-hour call');
+  await admin.click('#f-reset');
+  await admin.waitForFunction(() => document.querySelectorAll('#recordings tbody tr').length === 8);
+  await admin.fill('#f-notes', 'upload');
+  await admin.press('#f-notes', 'Enter');
+  await admin.waitForFunction(() => document.querySelectorAll('#recordings tbody tr').length === 1);
+  check((await ids(admin))[0] === longId, 'note filter finds the call with the note');
+  await admin.click('#f-reset');
+  await admin.waitForFunction(() => document.querySelectorAll('#recordings tbody tr').length === 8);
+
+  // ---- Download a zip of three, and delete one (admin) ----
+  const boxes = admin.locator('#recordings tbody input.sel');
+  // Keyboard: Tab reaches a row's checkbox, Space ticks it.
+  await boxes.nth(1).focus();
+  await admin.keyboard.press('Space');
+  await boxes.nth(2).check();
+  await boxes.nth(3).check();
+  check((await admin.textContent('#selection')).includes('3'), 'three selected');
+  const selected = await admin.$$eval('#recordings tbody input.sel:checked', (bs) => bs.map((b) => b.value));
+  // Auto-refresh keeps the selection and the scroll position.
+  await admin.setViewportSize({ width: 900, height: 400 });
+  await admin.evaluate(() => window.scrollTo(0, 300));
+  const y0 = await admin.evaluate(() => window.scrollY);
+  await admin.waitForFunction(() => document.getElementById('refreshed').dataset.count === '1', null, { timeout: 20000 });
+  const kept = await admin.$$eval('#recordings tbody input.sel:checked', (bs) => bs.map((b) => b.value));
+  check(JSON.stringify(kept) === JSON.stringify(selected), 'auto-refresh keeps the selection');
+  check(Math.abs((await admin.evaluate(() => window.scrollY)) - y0) < 2, 'auto-refresh keeps the scroll position');
+  await admin.setViewportSize({ width: 1280, height: 900 });
+  const [zip] = await Promise.all([admin.waitForEvent('download'), admin.click('#download-selected')]);
+  const zipPath = join(downloads, zip.suggestedFilename());
+  await zip.saveAs(zipPath);
+  const zb = readFileSync(zipPath);
+  const eocd = zb.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  check(eocd > 0 && zb.readUInt16LE(eocd + 10) === 3, `zip has 3 entries (${zip.suggestedFilename()})`);
+  report.zip = { name: zip.suggestedFilename(), bytes: zb.length };
+  // Delete one of the selected from its detail page.
+  const victim = selected[0];
+  await admin.goto(base + '/recordings/' + victim);
+  await admin.waitForSelector('#d-call dt');
+  await admin.click('#delete');
+  await admin.waitForFunction(() => /./.test(document.getElementById('message').textContent));
+  report.deleted = victim;
+  await admin.waitForURL(base + '/', { timeout: 5000 });
+  check(!(await ids(admin)).includes(victim), 'deleted recording gone from the list');
+
+  // ---- Screenshots of every page in English and German ----
+  for (const lang of ['en', 'de']) {
+    const p = await signIn(browser, 'admin', adminPW, lang);
+    check((await p.getAttribute('html', 'lang')) === lang, `page in ${lang}`);
+    await shot(p, 'recordings-all', lang);
+    await p.goto(base + '/recordings/' + longId);
+    await p.waitForSelector('#wave[data-drawn="true"]', { timeout: 30000 });
+    await shot(p, 'detail', lang);
+    for (const name of ['account', 'admin', 'audit']) {
+      await p.goto(base + '/' + name);
+      await p.waitForLoadState('networkidle');
+      await shot(p, name, lang);
+    }
+    await p.context().close();
+    const anon = await browser.newPage({ locale: lang, extraHTTPHeaders: { 'Accept-Language': lang } });
+    await anon.goto(base + '/login');
+    await shot(anon, 'login', lang);
+    await anon.close();
+  }
+  await admin.context().close();
+
+  // ---- Play, bookmarks, note, rating, preserve, download (alice) ----
+  const alice = await signIn(browser, 'alice', pw);
+  await alice.goto(base + '/recordings/' + longId);
+  await alice.waitForSelector('#d-call dt');
+  await alice.waitForFunction(() => document.getElementById('audio').readyState >= 1);
+  check((await alice.textContent('#ch-left')).includes('alice'), 'left channel names the local party');
+  // Keyboard: focus the play button and press Enter.
+  await alice.focus('#play');
+  await alice.keyboard.press('Enter');
+  await alice.waitForFunction(() => document.getElementById('audio').currentTime > 0.5, null, { timeout: 10000 });
+  report.playbackStartMs = Number(await alice.getAttribute('#player', 'data-start-ms'));
+  check(report.playbackStartMs >= 0, 'start-up time measured');
+  // A bookmark marker on the bar seeks to its moment.
+  await alice.locator('#markers .marker').nth(1).click();
+  const at = await alice.evaluate(() => document.getElementById('audio').currentTime);
+  check(Math.abs(at - 2400) < 2, `bookmark seeks to 2400 s (at ${at})`);
+  // Speed and volume.
+  await alice.selectOption('#speed', '1.5');
+  check(await alice.evaluate(() => document.getElementById('audio').playbackRate) === 1.5, 'speed 1.5');
+  await alice.fill('#volume', '0.5');
+  check(await alice.evaluate(() => document.getElementById('audio').volume) === 0.5, 'volume 0.5');
+  await alice.click('#play');
+  // A note, and a rating chosen with the arrow keys.
+  await alice.fill('#note-text', 'customer asked for a refund');
+  await alice.click('#add-note');
+  await alice.waitForSelector('#notes li:has-text("customer asked for a refund")');
+  await alice.click('label[for="rating-3"]');
+  await alice.waitForFunction(() => document.getElementById('message').textContent.length > 0);
+  await alice.focus('#rating-3');
+  await Promise.all([alice.waitForResponse((r) => r.url().endsWith('/rating') && r.ok()), alice.keyboard.press('ArrowRight')]);
+  // Preserve.
+  await alice.click('#preserve');
+  await alice.waitForFunction(() => document.getElementById('d-preserved').dataset.preserved === 'true');
+  await alice.reload();
+  await alice.waitForSelector('#notes li:has-text("customer asked for a refund")');
+  check(await alice.isChecked('#rating-4'), 'rating 4 after reload');
+  check((await alice.getAttribute('#d-preserved', 'data-preserved')) === 'true', 'preserved after reload');
+  check(!(await alice.isVisible('#preserve')) && (await alice.isVisible('#release')), 'release offered once preserved');
+  // Download one as MP3.
+  const [mp3] = await Promise.all([alice.waitForEvent('download'), alice.click('#dl-mp3')]);
+  const mp3Path = join(downloads, mp3.suggestedFilename());
+  await mp3.saveAs(mp3Path);
+  const mb = readFileSync(mp3Path);
+  check(/^\d{8}_\d{4}_[A-Za-z0-9_-]+\.mp3$/.test(mp3.suggestedFilename()), `MP3 name ${mp3.suggestedFilename()}`);
+  check(mb.length > 100000 && (mb.subarray(0, 3).toString() === 'ID3' || (mb[0] === 0xff && (mb[1] & 0xe0) === 0xe0)), 'an MP3 file');
+  report.mp3 = { name: mp3.suggestedFilename(), bytes: mb.length };
+  check(alice.errors.length === 0, `alice: no script errors: ${alice.errors}`);
+
+  // ---- Arabic, right to left, picked in the page ----
+  await alice.goto(base + '/recordings');
+  await alice.selectOption('#lang-select', 'ar');
+  await alice.waitForFunction(() => document.documentElement.dir === 'rtl');
+  check((await alice.getAttribute('html', 'lang')) === 'ar', 'lang=ar');
+  await shot(alice, 'recordings-mine', 'ar');
+  await alice.reload();
+  check((await alice.getAttribute('html', 'dir')) === 'rtl', 'the pick is remembered');
+  await alice.context().close();
+  return report;
+});
