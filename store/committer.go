@@ -32,8 +32,13 @@ func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error
 		return meta.Result{}, fmt.Errorf("encode command: %w", err)
 	}
 	res, err := s.committer.Commit(ctx, b)
-	if _, ok := cmd.(*meta.AppendAudit); ok && err == nil {
-		s.checkpointAfter(ctx, res)
+	if err == nil {
+		switch c := cmd.(type) {
+		case *meta.AppendAudit:
+			s.checkpointAfter(ctx, res, 1)
+		case *meta.AppendAudits:
+			s.checkpointAfter(ctx, res, len(c.Entries))
+		}
 	}
 	return res, err
 }

@@ -86,11 +86,11 @@ func Fingerprint(pub ed25519.PublicKey) string {
 // Sign signs msg with the appliance's signing key (export manifests).
 func (s *Store) Sign(msg []byte) []byte { return ed25519.Sign(s.signer, msg) }
 
-// checkpointAfter writes a signed checkpoint when an appended audit entry
-// ends a block of CheckpointEvery.
-func (s *Store) checkpointAfter(ctx context.Context, res meta.Result) {
+// checkpointAfter writes a signed checkpoint when the n audit entries just
+// appended (the last one is res.ID) cross a multiple of CheckpointEvery.
+func (s *Store) checkpointAfter(ctx context.Context, res meta.Result, n int) {
 	seq, err := strconv.ParseUint(res.ID, 10, 64)
-	if err != nil || seq%CheckpointEvery != 0 {
+	if err != nil || n < 1 || seq/CheckpointEvery == (seq-uint64(n))/CheckpointEvery {
 		return
 	}
 	if err := s.checkpoint(ctx, seq); err != nil {

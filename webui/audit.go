@@ -43,6 +43,16 @@ type auditEvent struct {
 func tenantOf(t string) *string { return &t }
 
 func (s *Server) audit(r *http.Request, p *Principal, ev auditEvent) error {
+	e := s.auditEntry(r, p, ev)
+	// The entry is written even if the client hangs up meanwhile.
+	_, err := s.data.Commands.Apply(context.WithoutCancel(r.Context()), &meta.AppendAudit{Entry: e})
+	if err != nil {
+		return fmt.Errorf("append audit entry (%s): %w", ev.action, err)
+	}
+	return nil
+}
+
+func (s *Server) auditEntry(r *http.Request, p *Principal, ev auditEvent) meta.AuditEntry {
 	e := meta.AuditEntry{
 		Time: s.now().UTC(), Actor: p.User.ID, ActorName: p.User.Username, Tenant: p.User.Tenant,
 		Action: ev.action, Outcome: ev.outcome, Recording: ev.recording, Address: clientAddr(r), Detail: ev.detail,
@@ -50,12 +60,7 @@ func (s *Server) audit(r *http.Request, p *Principal, ev auditEvent) error {
 	if ev.tenant != nil {
 		e.Tenant = *ev.tenant
 	}
-	// The entry is written even if the client hangs up meanwhile.
-	_, err := s.data.Commands.Apply(context.WithoutCancel(r.Context()), &meta.AppendAudit{Entry: e})
-	if err != nil {
-		return fmt.Errorf("append audit entry (%s): %w", ev.action, err)
-	}
-	return nil
+	return e
 }
 
 // auditAnon records an event without a signed-in principal (a failed
@@ -157,12 +162,14 @@ var auditParams = []paramDoc{
 	{name: "cursor", typ: "string", desc: "the `next` value of the previous page"},
 }
 
-// auditActionNames lists meta's audit actions (meta keeps its list
-// unexported; TestAuditActionNames checks this one against what meta
-// accepts).
+// auditActionNames lists meta's audit actions.
 func auditActionNames() []string {
-	return []string{"login", "login-failed", "logout", "search", "view", "play", "download", "export", "upload",
-		"delete", "preserve", "release", "note", "rating", "annotate", "config", "user", "token", "key", "purge", "seal"}
+	as := meta.AuditActions()
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = string(a)
+	}
+	return out
 }
 
 // parseAuditQuery reads the audit route's query string.
@@ -241,6 +248,11 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, p *Principa
 	q, err := parseAuditQuery(r.URL.RawQuery)
 	if err != nil {
 		writeParamError(w, err)
+		return
+	}
+	// Every search made before this read is in the answer.
+	if err := s.auditQ.flush(r.Context()); err != nil {
+		s.internalError(w, r, "flush queued audit entries", err)
 		return
 	}
 	if t := p.User.Tenant; t != "" {

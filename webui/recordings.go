@@ -399,10 +399,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 	// The entry holds the filters, not the result count: readers of the
 	// log may see less than the searcher, and a count would tell them
 	// how much the searcher's view holds.
-	if err := s.audit(r, p, auditEvent{action: meta.AuditSearch, detail: clipN(r.URL.RawQuery, 2048)}); err != nil {
-		s.internalError(w, r, "audit search", err)
-		return
-	}
+	s.auditLater(r, p, auditEvent{action: meta.AuditSearch, detail: clipN(r.URL.RawQuery, 2048)})
 	resp := searchResponse{Recordings: make([]recordingJSON, 0, len(page.Recordings)), Next: page.Next}
 	for i := range page.Recordings {
 		rec := &page.Recordings[i]
@@ -435,10 +432,7 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request, p *Prin
 		s.internalError(w, r, "related recordings", err)
 		return
 	}
-	if err := s.audit(r, p, auditEvent{action: meta.AuditView, recording: rec.ID, tenant: tenantOf(rec.Tenant)}); err != nil {
-		s.internalError(w, r, "audit view", err)
-		return
-	}
+	s.auditLater(r, p, auditEvent{action: meta.AuditView, recording: rec.ID, tenant: tenantOf(rec.Tenant)})
 	writeJSON(w, http.StatusOK, toJSON(&rec, related))
 }
 

@@ -39,6 +39,9 @@ func (a *auditFailer) Apply(ctx context.Context, cmd meta.Command) (meta.Result,
 func (f *fixture) auditEntries(t *testing.T, q meta.AuditQuery) []meta.AuditEntry {
 	t.Helper()
 	q.Limit = 1000
+	if err := f.srv.auditQ.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	page, err := f.st.Meta().SearchAudit(q)
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,8 @@ type Server struct {
 
 	// openAPIDoc is the OpenAPI document, built by New (openapi.go).
 	openAPIDoc []byte
+	// auditQ writes search and view audit entries behind the request.
+	auditQ *auditQueue
 
 	srv      *http.Server
 	stopOnce sync.Once
@@ -215,6 +217,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		return nil, err
 	}
 	s.handler = s.instrument(securityHeaders(s.mux, cfg.SecureCookies))
+	s.auditQ = newAuditQueue(data.Commands, log, f.NewCounter(prometheus.CounterOpts{
+		Name: "callvault_audit_queue_failures_total",
+		Help: "Search and view audit entries that could not be committed (each is also logged).",
+	}))
 	return s, nil
 }
 
@@ -261,6 +267,9 @@ func (s *Server) Serve(ln net.Listener) {
 // Shutdown stops accepting connections, waits for requests in flight up to
 // ctx's deadline, and stops the server's goroutines.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// After the last handler: the queue's entries are committed before the
+	// store closes.
+	defer s.auditQ.close()
 	if s.srv == nil {
 		return nil
 	}

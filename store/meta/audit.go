@@ -58,6 +58,9 @@ var auditActions = []AuditAction{AuditLogin, AuditLoginFailed, AuditLogout, Audi
 	AuditDownload, AuditExport, AuditUpload, AuditDelete, AuditPreserve, AuditRelease, AuditNote, AuditRating,
 	AuditAnnotate, AuditConfig, AuditUser, AuditToken, AuditKey, AuditPurge, AuditSeal}
 
+// AuditActions lists every action an entry may have, in a fixed order.
+func AuditActions() []AuditAction { return slices.Clone(auditActions) }
+
 // AuditEntry is one event. Seq, Prev and Hash are assigned by Apply.
 type AuditEntry struct {
 	Seq       uint64      `json:"seq"`
@@ -82,6 +85,38 @@ type AppendAudit struct {
 
 func (*AppendAudit) commandType() CommandType { return TypeAppendAudit }
 
+// AppendAudits adds several entries in order, in one command: the web
+// server's queue of search and view entries commits them in batches. All
+// or nothing: one invalid entry rejects the command.
+type AppendAudits struct {
+	Entries []AuditEntry `json:"entries"`
+}
+
+func (*AppendAudits) commandType() CommandType { return TypeAppendAudits }
+
+// maxAuditBatch bounds one AppendAudits.
+const maxAuditBatch = 10_000
+
+func (c *AppendAudits) apply(t *txn) (Result, error) {
+	if len(c.Entries) == 0 || len(c.Entries) > maxAuditBatch {
+		return Result{}, fmt.Errorf("%w: %d entries, want 1..%d", ErrInvalid, len(c.Entries), maxAuditBatch)
+	}
+	for i := range c.Entries {
+		if err := c.Entries[i].check(); err != nil {
+			return Result{}, fmt.Errorf("entries[%d]: %w", i, err)
+		}
+	}
+	var res Result
+	for i := range c.Entries {
+		r, err := (&AppendAudit{Entry: c.Entries[i]}).apply(t)
+		if err != nil {
+			return Result{}, err
+		}
+		res = r
+	}
+	return res, nil // the last entry's number
+}
+
 var (
 	bAudit    = []byte("audit")     // seq (8 bytes BE) → JSON AuditEntry
 	bAuditIdx = []byte("idx_audit") // kind ‖ 0x00 ‖ value ‖ 0x00 ‖ seq → empty
@@ -105,30 +140,11 @@ func auditIdxKey(kind, value string, seq uint64) []byte {
 
 func (c *AppendAudit) apply(t *txn) (Result, error) {
 	e := c.Entry
-	if !slices.Contains(auditActions, e.Action) {
-		return Result{}, fmt.Errorf("%w: audit action %q", ErrInvalid, e.Action)
+	if err := e.check(); err != nil {
+		return Result{}, err
 	}
 	if e.Outcome == "" {
 		e.Outcome = "ok"
-	}
-	if e.Outcome != "ok" && e.Outcome != "denied" && e.Outcome != "failed" {
-		return Result{}, fmt.Errorf("%w: audit outcome %q", ErrInvalid, e.Outcome)
-	}
-	for _, err := range []error{
-		checkID("audit.actor", e.Actor),
-		checkKeyText("audit.actorName", e.ActorName, maxNameLen),
-		checkKeyText("audit.tenant", e.Tenant, maxIDLen),
-		checkKeyText("audit.recording", e.Recording, maxIDLen),
-		checkKeyText("audit.address", e.Address, maxNameLen),
-		checkText("audit.detail", e.Detail, maxTextLen),
-		checkTime("audit.time", e.Time),
-	} {
-		if err != nil {
-			return Result{}, err
-		}
-	}
-	if e.Time.IsZero() {
-		return Result{}, fmt.Errorf("%w: audit.time is zero", ErrInvalid)
 	}
 	e.Time = e.Time.UTC()
 	b := t.b(bAudit)
@@ -162,6 +178,30 @@ func (c *AppendAudit) apply(t *txn) (Result, error) {
 		}
 	}
 	return Result{ID: fmt.Sprint(e.Seq)}, nil
+}
+
+// check validates what the caller sets.
+func (e *AuditEntry) check() error {
+	if !slices.Contains(auditActions, e.Action) {
+		return fmt.Errorf("%w: audit action %q", ErrInvalid, e.Action)
+	}
+	switch e.Outcome {
+	case "", "ok", "denied", "failed":
+	default:
+		return fmt.Errorf("%w: audit outcome %q", ErrInvalid, e.Outcome)
+	}
+	if e.Time.IsZero() {
+		return fmt.Errorf("%w: audit.time is zero", ErrInvalid)
+	}
+	return firstErr(
+		checkID("audit.actor", e.Actor),
+		checkKeyText("audit.actorName", e.ActorName, maxNameLen),
+		checkKeyText("audit.tenant", e.Tenant, maxIDLen),
+		checkKeyText("audit.recording", e.Recording, maxIDLen),
+		checkKeyText("audit.address", e.Address, maxNameLen),
+		checkText("audit.detail", e.Detail, maxTextLen),
+		checkTime("audit.time", e.Time),
+	)
 }
 
 // auditHash is SHA-256 over the previous hash and the entry's JSON with an

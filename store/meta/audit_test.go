@@ -306,3 +306,27 @@ func TestAuditCheckpointVerification(t *testing.T) {
 		t.Fatalf("truncation: %+v %v", v, err)
 	}
 }
+
+// TestAppendAuditsBatch: a batch appends its entries in order into the same
+// chain; one invalid entry rejects the whole batch.
+func TestAppendAuditsBatch(t *testing.T) {
+	db := mustOpen(t)
+	mustApply(t, db, &AppendAudit{Entry: AuditEntry{Time: jan, Actor: "u1", Action: AuditLogin}})
+	var batch []AuditEntry
+	for i := range 5 {
+		batch = append(batch, AuditEntry{Time: jan.Add(time.Duration(i) * time.Second), Actor: "u2", Action: AuditSearch, Detail: fmt.Sprint(i)})
+	}
+	bad := append(slices.Clone(batch), AuditEntry{Time: jan, Actor: "u2", Action: "dance"})
+	wantErr(t, db, &AppendAudits{Entries: bad}, ErrInvalid)
+	wantErr(t, db, &AppendAudits{}, ErrInvalid)
+	if res := mustApply(t, db, &AppendAudits{Entries: batch}); res.ID != "6" {
+		t.Fatalf("last entry of the batch is %s, want 6", res.ID)
+	}
+	all := allAudit(t, db)
+	if len(all) != 6 || all[1].Detail != "0" || all[5].Detail != "4" || all[3].Prev != all[2].Hash {
+		t.Fatalf("entries %+v", all)
+	}
+	if v, err := db.VerifyAudit(); err != nil || v.Broken != 0 || v.Entries != 6 {
+		t.Fatalf("%+v %v", v, err)
+	}
+}

@@ -49,6 +49,7 @@ const (
 	TypeDiscardRecording
 	TypeSetRetention
 	TypeAuditCheckpoint
+	TypeAppendAudits
 )
 
 // Command is a metadata change. Only the types in this package implement it;
@@ -122,6 +123,7 @@ func newHandlerTable() [256]handler {
 	h[TypePutSetting] = handle[PutSetting]()
 	h[TypeAppendAudit] = handle[AppendAudit]()
 	h[TypeAuditCheckpoint] = handle[AuditCheckpoint]()
+	h[TypeAppendAudits] = handle[AppendAudits]()
 	registerRecordingHandlers(&h)
 	return h
 }
