@@ -108,7 +108,8 @@ func TestRetentionPurge(t *testing.T) {
 	if gone(held) {
 		t.Fatal("indefinitely held recording deleted")
 	}
-	must(&meta.Release{ID: held.id})
+	must(&meta.RequestRelease{ID: held.id, By: "admin1", At: later})
+	must(&meta.Release{ID: held.id, By: "admin2", At: later})
 	if n, err := s.Purge(ctx, later, 0); err != nil || n != 1 || !gone(held) {
 		t.Fatalf("after release: %d %v", n, err)
 	}

@@ -271,10 +271,46 @@ func (s *Server) handlePreserve(w http.ResponseWriter, r *http.Request, p *Princ
 	})
 }
 
+// handleRelease lifts a hold. A hold until a date is lifted at once. An
+// indefinite one follows the two-person rule: the first call records the
+// request (202), and an admin other than the requester approves it with a
+// second call (200). Both are audited.
 func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request, p *Principal) {
-	s.change(w, r, p, meta.AuditRelease, "", func(rec *meta.Recording) meta.Command {
-		return &meta.Release{ID: rec.ID}
-	})
+	rec, ok := s.visible(w, r, p)
+	if !ok {
+		return
+	}
+	now := s.now().UTC()
+	hold := rec.Preserved
+	if hold == nil || !hold.Until.IsZero() {
+		s.change(w, r, p, meta.AuditRelease, "", func(rec *meta.Recording) meta.Command {
+			return &meta.Release{ID: rec.ID, By: p.User.ID, At: now}
+		})
+		return
+	}
+	switch {
+	case hold.ReleaseRequestedBy == "":
+		if _, err := s.data.Commands.Apply(r.Context(), &meta.RequestRelease{ID: rec.ID, By: p.User.ID, At: now}); err != nil {
+			s.internalError(w, r, "request release", err)
+			return
+		}
+		if err := s.audit(r, p, auditEvent{action: meta.AuditRelease, recording: rec.ID, tenant: tenantOf(rec.Tenant),
+			detail: "release of an indefinite hold requested; needs a second admin's approval"}); err != nil {
+			s.internalError(w, r, "the request was recorded but its audit entry failed", err)
+			return
+		}
+		s.answerRecording(w, r, p, rec.ID, http.StatusAccepted)
+	case hold.ReleaseRequestedBy == p.User.ID:
+		writeError(w, http.StatusConflict, "you requested this release: it needs another admin's approval")
+	case p.User.Role != meta.RoleAdmin:
+		s.auditDenied(r, p, rec.ID, "release of an indefinite hold by a non-admin")
+		writeError(w, http.StatusForbidden, "releasing an indefinite hold needs an admin's approval")
+	default:
+		detail := "release approved; requested by " + hold.ReleaseRequestedBy + " at " + hold.ReleaseRequestedAt.Format(time.RFC3339)
+		s.change(w, r, p, meta.AuditRelease, detail, func(rec *meta.Recording) meta.Command {
+			return &meta.Release{ID: rec.ID, By: p.User.ID, At: now}
+		})
+	}
 }
 
 func (s *Server) handleListRelated(w http.ResponseWriter, r *http.Request, p *Principal) {

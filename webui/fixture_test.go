@@ -173,7 +173,9 @@ func (f *fixture) freshRecording(t *testing.T, preserved bool) string {
 		t.Fatal(err)
 	}
 	if preserved {
-		if _, err := f.st.Apply(ctx, &meta.Preserve{ID: rec.ID, By: "x", At: f.clock.Now()}); err != nil {
+		// A dated hold: one person may lift it (an indefinite one takes
+		// two, TestReleaseTwoPersonRule).
+		if _, err := f.st.Apply(ctx, &meta.Preserve{ID: rec.ID, By: "x", At: f.clock.Now(), Until: f.clock.Now().AddDate(1, 0, 0)}); err != nil {
 			t.Fatal(err)
 		}
 	}

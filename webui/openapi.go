@@ -3,6 +3,7 @@ package webui
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -41,6 +42,9 @@ type routeDoc struct {
 	// errs are the statuses besides 401, 403, 429 and 500, which every
 	// route may answer.
 	errs []int
+	// alsoOK are other success statuses with the same answer as ok (202:
+	// a release that waits for a second admin).
+	alsoOK []int
 	// badRequest is the type of a 400's body; nil: apiMessage.
 	badRequest any
 }
@@ -234,6 +238,11 @@ func (s *Server) openAPI() map[string]any {
 			ok["content"] = c
 		}
 		responses[strconv.Itoa(d.ok)] = ok
+		for _, code := range d.alsoOK {
+			also := maps.Clone(ok)
+			also["description"] = http.StatusText(code)
+			responses[strconv.Itoa(code)] = also
+		}
 		for _, code := range append([]int{401, 403, 429, 500}, d.errs...) {
 			var body any = apiMessage{}
 			if code == 400 && d.badRequest != nil {

@@ -260,16 +260,21 @@ func TestChanges(t *testing.T) {
 		{"POST", "/related", `{"other":"` + f.other + `","relation":"transfer"}`, meta.AuditAnnotate, func(r recordingJSON) bool {
 			return len(r.Related) == 1 && r.Related[0].ID == f.other && r.Related[0].Relation == "transfer"
 		}},
-		{"POST", "/release", ``, meta.AuditRelease, func(r recordingJSON) bool { return r.Preserved == nil }},
-		{"POST", "/preserve", `{"until":"2999-01-01T00:00:00Z"}`, meta.AuditPreserve, func(r recordingJSON) bool {
-			return r.Preserved != nil && r.Preserved.Until.Year() == 2999 && r.Preserved.By == f.users["alice"].ID
+		// The target is held indefinitely (uploaded preserved): alice's
+		// release is only a request (202), an admin approves it (below).
+		{"POST", "/release", ``, meta.AuditRelease, func(r recordingJSON) bool {
+			return r.Preserved != nil && r.Preserved.ReleaseRequestedBy == f.users["alice"].ID
 		}},
 	}
 	for _, s := range steps {
 		r := f.send("alice", s.method, base+s.path, s.body)
 		var got recordingJSON
 		r.json(t, &got)
-		if r.code != 200 || !s.check(got) {
+		want := 200
+		if s.path == "/release" {
+			want = http.StatusAccepted
+		}
+		if r.code != want || !s.check(got) {
 			t.Errorf("%s %s: %d %s", s.method, s.path, r.code, r.body)
 			continue
 		}
@@ -277,6 +282,20 @@ func TestChanges(t *testing.T) {
 		if len(es) == 0 || es[0].Actor != f.users["alice"].ID {
 			t.Errorf("%s %s: no audit entry by alice", s.method, s.path)
 		}
+	}
+	// Two-person rule: the requester cannot approve, an admin can; then
+	// a dated hold is lifted by one person.
+	if r := f.send("alice", "POST", base+"/release", ""); r.code != http.StatusConflict {
+		t.Errorf("requester approving their own release: %d %s", r.code, r.body)
+	}
+	if r := f.send("admin", "POST", base+"/release", ""); r.code != 200 || strings.Contains(string(r.body), `"preserved"`) {
+		t.Errorf("admin approving the release: %d %s", r.code, r.body)
+	}
+	if es := f.auditEntries(t, meta.AuditQuery{Recording: f.target, Action: meta.AuditRelease}); len(es) < 2 || !strings.Contains(es[0].Detail, "requested by "+f.users["alice"].ID) {
+		t.Errorf("release audit entries: %+v", es)
+	}
+	if r := f.send("alice", "POST", base+"/preserve", `{"until":"2999-01-01T00:00:00Z"}`); r.code != 200 || !strings.Contains(string(r.body), `"until":"2999-01-01T00:00:00Z"`) {
+		t.Errorf("dated preserve: %d %s", r.code, r.body)
 	}
 	// The related link shows on the other end, and only to who sees it.
 	if r := f.send("alice", "GET", "/api/v1/recordings/"+f.other+"/related", ""); !strings.Contains(string(r.body), f.target) {

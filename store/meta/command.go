@@ -50,6 +50,7 @@ const (
 	TypeSetRetention
 	TypeAuditCheckpoint
 	TypeAppendAudits
+	TypeRequestRelease
 )
 
 // Command is a metadata change. Only the types in this package implement it;

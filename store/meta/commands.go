@@ -101,9 +101,39 @@ type Preserve struct {
 	Until time.Time `json:"until,omitzero"` // zero: indefinitely
 }
 
-// Release lifts a legal hold.
+// Release lifts a legal hold. A hold until a date is lifted by one person;
+// an indefinite one only after RequestRelease, by someone else (By), the
+// two-person rule: ErrNeedsApproval otherwise.
 type Release struct {
-	ID string `json:"id"`
+	ID string    `json:"id"`
+	By string    `json:"by,omitempty"`
+	At time.Time `json:"at,omitzero"`
+}
+
+// RequestRelease asks to lift an indefinite hold; a second person approves
+// it with Release. Preserving the recording again cancels the request.
+type RequestRelease struct {
+	ID string    `json:"id"`
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+func (*RequestRelease) commandType() CommandType { return TypeRequestRelease }
+
+func (c *RequestRelease) apply(t *txn) (Result, error) {
+	return t.modify(c.ID, func(r *Recording) error {
+		if err := firstErr(checkID("by", c.By), checkTime("at", c.At)); err != nil {
+			return err
+		}
+		switch p := r.Preserved; {
+		case p == nil:
+			return fmt.Errorf("%w: recording %s is not preserved", ErrInvalid, r.ID)
+		case !p.Until.IsZero():
+			return fmt.Errorf("%w: the hold of %s ends %v: release it directly", ErrInvalid, r.ID, p.Until)
+		}
+		r.Preserved.ReleaseRequestedBy, r.Preserved.ReleaseRequestedAt = c.By, c.At
+		return nil
+	})
 }
 
 // SetDeleteAfter sets the retention deadline (zero: keep).
@@ -158,6 +188,7 @@ func registerRecordingHandlers(h *[256]handler) {
 	h[TypeCreateRecording] = handle[CreateRecording]()
 	h[TypeDiscardRecording] = handle[DiscardRecording]()
 	h[TypeSetRetention] = handle[SetRetention]()
+	h[TypeRequestRelease] = handle[RequestRelease]()
 	h[TypeUpdateRecording] = handle[UpdateRecording]()
 	h[TypeSetLocation] = handle[SetLocation]()
 	h[TypeAddNote] = handle[AddNote]()
@@ -372,13 +403,38 @@ func (c *Preserve) apply(t *txn) (Result, error) {
 		if err := checkID("by", c.By); err != nil {
 			return err
 		}
-		r.Preserved = &Preservation{By: c.By, At: c.At, Until: c.Until}
+		// A hold only ever grows: an indefinite one stays indefinite, a
+		// later end date wins, and the recording's deletion date moves out
+		// to the hold's end.
+		until := c.Until
+		if old := r.Preserved; old != nil && (old.Until.IsZero() || (!until.IsZero() && old.Until.After(until))) {
+			until = old.Until
+		}
+		r.Preserved = &Preservation{By: c.By, At: c.At, Until: until}
+		if !until.IsZero() && !r.DeleteAfter.IsZero() && until.After(r.DeleteAfter) {
+			r.DeleteAfter = until
+		}
 		return nil
 	})
 }
 
 func (c *Release) apply(t *txn) (Result, error) {
-	return t.modify(c.ID, func(r *Recording) error { r.Preserved = nil; return nil })
+	return t.modify(c.ID, func(r *Recording) error {
+		p := r.Preserved
+		if p == nil {
+			return nil // nothing held: releasing is a no-op
+		}
+		if p.Until.IsZero() {
+			switch {
+			case p.ReleaseRequestedBy == "":
+				return fmt.Errorf("%w: %s is held indefinitely: a release must be requested, then approved by someone else", ErrNeedsApproval, r.ID)
+			case c.By == "" || c.By == p.ReleaseRequestedBy:
+				return fmt.Errorf("%w: the release of %s was requested by %s and needs another person's approval", ErrNeedsApproval, r.ID, p.ReleaseRequestedBy)
+			}
+		}
+		r.Preserved = nil
+		return nil
+	})
 }
 
 func (c *SetDeleteAfter) apply(t *txn) (Result, error) {

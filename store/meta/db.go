@@ -39,6 +39,9 @@ var (
 	ErrDeleted = errors.New("meta: recording is deleted")
 	// ErrPreserved: the recording is under legal hold and cannot be deleted.
 	ErrPreserved = errors.New("meta: recording is preserved")
+	// ErrNeedsApproval: lifting an indefinite hold needs a request and a
+	// second person's approval.
+	ErrNeedsApproval = errors.New("meta: needs a second person's approval")
 	// ErrCorrupt: Check found an index that disagrees with the primary data.
 	ErrCorrupt = errors.New("meta: index inconsistent with primary data")
 )

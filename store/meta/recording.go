@@ -150,6 +150,10 @@ type Preservation struct {
 	By    string    `json:"by"`
 	At    time.Time `json:"at"`
 	Until time.Time `json:"until,omitzero"` // zero: indefinitely
+	// ReleaseRequestedBy asked to lift an indefinite hold; a second person
+	// (not them) must approve it with Release (two-person rule).
+	ReleaseRequestedBy string    `json:"releaseRequestedBy,omitempty"`
+	ReleaseRequestedAt time.Time `json:"releaseRequestedAt,omitzero"`
 }
 
 // Deletion records who deleted a recording and when (kept in the tombstone).

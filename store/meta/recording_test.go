@@ -175,7 +175,12 @@ func TestDeleteShredsAndRespectsHold(t *testing.T) {
 	mustApply(t, db, &CreateRecording{Recording: r2})
 	mustApply(t, db, &Preserve{ID: r2.ID, By: "auditor", At: jan})
 	wantErr(t, db, &DeleteRecording{ID: r2.ID, By: "admin", At: jan.AddDate(50, 0, 0)}, ErrPreserved)
-	mustApply(t, db, &Release{ID: r2.ID})
+	// Lifting it takes two people: a request, then someone else's release.
+	wantErr(t, db, &Release{ID: r2.ID, By: "admin", At: jan}, ErrNeedsApproval)
+	mustApply(t, db, &RequestRelease{ID: r2.ID, By: "admin", At: jan})
+	wantErr(t, db, &Release{ID: r2.ID, By: "admin", At: jan}, ErrNeedsApproval)
+	wantErr(t, db, &DeleteRecording{ID: r2.ID, By: "admin", At: jan}, ErrPreserved)
+	mustApply(t, db, &Release{ID: r2.ID, By: "admin2", At: jan})
 	mustApply(t, db, &DeleteRecording{ID: r2.ID, By: "admin", At: jan})
 
 	p, err := db.Search(Query{Scope: Scope{All: true}})
@@ -340,4 +345,31 @@ func TestDiscardLeavesNothing(t *testing.T) {
 	wantErr(t, db, &DiscardRecording{ID: keep.ID}, ErrInvalid)
 	wantErr(t, db, &DiscardRecording{ID: gone.ID}, ErrNotFound)
 	// mustOpen's cleanup runs Check: every index agrees with what is left.
+}
+
+// TestHoldOnlyGrows: preserving again never shortens a hold, a dated hold
+// moves the deletion date out, and a new hold cancels a pending release.
+func TestHoldOnlyGrows(t *testing.T) {
+	db := mustOpen(t)
+	r := newRec(t, jan)
+	r.DeleteAfter = jan.AddDate(0, 3, 0)
+	mustApply(t, db, &CreateRecording{Recording: r})
+	get := func() Recording { g, _ := db.Recording(r.ID); return g }
+	mustApply(t, db, &Preserve{ID: r.ID, By: "a", At: jan, Until: jan.AddDate(1, 0, 0)})
+	if g := get(); !g.DeleteAfter.Equal(jan.AddDate(1, 0, 0)) {
+		t.Fatalf("delete after %v, want the hold's end", g.DeleteAfter)
+	}
+	mustApply(t, db, &Preserve{ID: r.ID, By: "b", At: jan, Until: jan.AddDate(0, 6, 0)}) // shorter: ignored
+	if g := get(); !g.Preserved.Until.Equal(jan.AddDate(1, 0, 0)) {
+		t.Fatalf("hold shortened to %v", g.Preserved.Until)
+	}
+	wantErr(t, db, &RequestRelease{ID: r.ID, By: "a", At: jan}, ErrInvalid) // dated: released directly
+	mustApply(t, db, &Preserve{ID: r.ID, By: "c", At: jan})                 // indefinite now
+	mustApply(t, db, &Preserve{ID: r.ID, By: "d", At: jan, Until: jan.AddDate(9, 0, 0)})
+	if g := get(); !g.Preserved.Until.IsZero() {
+		t.Fatalf("indefinite hold became dated: %v", g.Preserved.Until)
+	}
+	mustApply(t, db, &RequestRelease{ID: r.ID, By: "a", At: jan})
+	mustApply(t, db, &Preserve{ID: r.ID, By: "e", At: jan}) // cancels the request
+	wantErr(t, db, &Release{ID: r.ID, By: "b", At: jan}, ErrNeedsApproval)
 }
