@@ -150,6 +150,8 @@ func (s *Server) apiRoutes() []route {
 		{POST, "/api/v1/recordings/{id}/bookmarks", ActNotes, s.handleAddBookmark, change("Add a bookmark", bookmarkRequest{})},
 		{POST, "/api/v1/recordings/{id}/preserve", ActPreserve, s.handlePreserve, routeDoc{summary: "Put under legal hold (optionally until a time)",
 			body: preserveRequest{}, bodyOptional: true, ok: 200, resp: recordingJSON{}, errs: []int{204, 400, 404}}},
+		{POST, "/api/v1/recordings/preserve", ActPreserve, s.handleCasePreserve, routeDoc{summary: "Hold a case at once: every recording a search finds (query) or the IDs named",
+			body: casePreserveRequest{}, ok: 200, resp: casePreserveResponse{}, errs: []int{400}}},
 		{POST, "/api/v1/recordings/{id}/release", ActPreserve, s.handleRelease, routeDoc{summary: "Lift the legal hold (an indefinite one: the first call requests, 202; another admin's call approves, 200)",
 			ok: 200, alsoOK: []int{202}, resp: recordingJSON{}, errs: []int{204, 404, 409}}},
 		{GET, "/api/v1/recordings/{id}/related", ActView, s.handleListRelated, routeDoc{summary: "Related recordings the caller may see",

@@ -52,6 +52,10 @@ var matrixCases = map[string]routeCase{
 		// Per-ID results: 200 whoever may delete; the results are checked in TestBulkDelete.
 		return "/api/v1/recordings/delete", `{"ids":["` + f.freshRecording(t, false) + `"]}`, ""
 	}, ok: 200},
+	"POST /api/v1/recordings/preserve": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
+		// Per-ID results: 200 whoever may preserve; TestCaseHold checks them.
+		return "/api/v1/recordings/preserve", `{"ids":["` + f.freshRecording(t, false) + `"],"case":"matrix"}`, ""
+	}, ok: 200},
 	"POST /api/v1/recordings/{id}/notes":         {req: onTarget("/notes", `{"text":"a note"}`), ok: 200},
 	"PUT /api/v1/recordings/{id}/rating":         {req: onTarget("/rating", `{"rating":4}`), ok: 200},
 	"PUT /api/v1/recordings/{id}/category":       {req: onTarget("/category", `{"category":"sales"}`), ok: 200},
