@@ -98,6 +98,8 @@ func registerCaptureMetrics(reg prometheus.Registerer, s *capture.Stats, ifaces 
 		gauge("callvault_capture_flush_seconds", "Duration of the last flusher pass.", seconds(s.FlushNanos.Load)),
 		gauge("callvault_capture_flush_max_seconds", "Longest flusher pass so far.", seconds(s.FlushMaxNanos.Load)),
 		gauge("callvault_capture_ring_occupancy", "RTP packets waiting in rings at the last flusher pass.", func() float64 { return float64(s.RingOccupancy.Load()) }),
+		gauge("callvault_capture_store_queue", "Store jobs (create, seal, bookmarks) waiting for the capture's store workers.", func() float64 { return float64(s.StoreQueue.Load()) }),
+		gauge("callvault_capture_store_job_max_seconds", "Longest single store job of the capture so far.", seconds(s.StoreMaxNanos.Load)),
 	}
 	for _, i := range ifaces {
 		lbl := prometheus.Labels{"interface": i.Name}

@@ -90,6 +90,7 @@ type Data struct {
 	Recordings Recordings
 	Catalog    Catalog
 	Library    Library
+	Admin      Admin
 }
 
 // route is one API route: the action it needs is part of its definition,
@@ -172,6 +173,18 @@ func (s *Server) apiRoutes() []route {
 			body: createUserRequest{}, ok: 201, resp: map[string]string{}, errs: []int{400, 409}}},
 		{POST, "/api/v1/users/{id}/password", ActAccount, s.handleSetPassword, routeDoc{summary: "Set a password: an admin for a user of the tenant, or users for themselves with currentPassword",
 			body: passwordRequest{}, ok: 204, errs: []int{400, 404}}},
+		{PUT, "/api/v1/users/{id}", ActAdmin, s.handleUpdateUser, routeDoc{summary: "Change a user's name, role, groups and permissions (not the tenant's last admin's role)",
+			body: updateUserRequest{}, ok: 200, resp: userJSON{}, errs: []int{400, 404, 409}}},
+		{GET, "/api/v1/groups", ActAdmin, s.handleListGroups, routeDoc{summary: "The groups of the admin's tenant", ok: 200, resp: []meta.Group{}}},
+		{POST, "/api/v1/groups", ActAdmin, s.handleCreateGroup, routeDoc{summary: "Create a group (supervisors, restricted permissions)",
+			body: groupRequest{}, ok: 201, resp: meta.Group{}, errs: []int{400, 409}}},
+		{PUT, "/api/v1/groups/{id}", ActAdmin, s.handleUpdateGroup, routeDoc{summary: "Change a group", body: groupRequest{}, ok: 200, resp: meta.Group{}, errs: []int{400, 404}}},
+		{GET, "/api/v1/tenants", ActAdmin, s.handleListTenants, routeDoc{summary: "Tenants (the installation's admins only)", ok: 200, resp: []meta.Tenant{}}},
+		{POST, "/api/v1/tenants", ActAdmin, s.handleCreateTenant, routeDoc{summary: "Create a tenant (the installation's admins only)",
+			body: meta.Tenant{}, ok: 201, resp: meta.Tenant{}, errs: []int{400, 409}}},
+		{GET, "/api/v1/retention", ActAdmin, s.handleGetRetention, routeDoc{summary: "Retention policies of the admin's tenant", ok: 200, resp: retentionJSON{}}},
+		{PUT, "/api/v1/retention", ActAdmin, s.handleSetRetention, routeDoc{summary: "Set the retention of the tenant or of one group (days; 0 keeps; -1 removes)",
+			body: retentionRequest{}, ok: 200, resp: retentionJSON{}, errs: []int{400}}},
 		{POST, "/api/v1/users/{id}/disable", ActAdmin, s.handleDisableUser, routeDoc{summary: "Disable a user (not the tenant's last enabled admin)", ok: 204, errs: []int{404, 409}}},
 		{POST, "/api/v1/users/{id}/enable", ActAdmin, s.handleEnableUser, routeDoc{summary: "Enable a user", ok: 204, errs: []int{404}}},
 

@@ -162,7 +162,7 @@ func newEnv(t testing.TB, mod func(*Config, *Data)) *testEnv {
 	})
 	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
 	cfg := Config{Now: clock.Now, Version: "test"}
-	data := Data{Users: st.Meta(), Commands: st, Recordings: storeData{st}, Catalog: st.Meta(), Library: storeData{st}}
+	data := Data{Users: st.Meta(), Commands: st, Recordings: storeData{st}, Catalog: st.Meta(), Library: storeData{st}, Admin: st.Meta()}
 	if mod != nil {
 		mod(&cfg, &data)
 	}

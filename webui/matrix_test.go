@@ -2,12 +2,15 @@ package webui
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callvault/callvault/store/meta"
 )
 
 // routeCase is how the matrix sends one route: the request for a caller,
@@ -52,6 +55,18 @@ var matrixCases = map[string]routeCase{
 		// Per-ID results: 200 whoever may delete; the results are checked in TestBulkDelete.
 		return "/api/v1/recordings/delete", `{"ids":["` + f.freshRecording(t, false) + `"]}`, ""
 	}, ok: 200},
+	"GET /api/v1/groups": {req: plain("/api/v1/groups", ""), ok: 200},
+	"PUT /api/v1/groups/{id}": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
+		if _, err := f.st.Meta().Group("gm"); err != nil {
+			if _, err := f.st.Apply(context.Background(), &meta.CreateGroup{Group: meta.Group{ID: "gm", Name: "Matrix group"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return "/api/v1/groups/gm", `{"name":"Matrix group","supervisors":[]}`, ""
+	}, ok: 200},
+	"GET /api/v1/tenants":   {req: plain("/api/v1/tenants", ""), ok: 200},
+	"GET /api/v1/retention": {req: plain("/api/v1/retention", ""), ok: 200},
+	"PUT /api/v1/retention": {req: plain("/api/v1/retention", `{"days":3650}`), ok: 200},
 	"POST /api/v1/recordings/preserve": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
 		// Per-ID results: 200 whoever may preserve; TestCaseHold checks them.
 		return "/api/v1/recordings/preserve", `{"ids":["` + f.freshRecording(t, false) + `"],"case":"matrix"}`, ""
@@ -113,6 +128,22 @@ func init() {
 		return "/api/v1/users/" + id + "/password", `{"password":"` + testPassword + `","currentPassword":"` + testPassword + `"}`, ""
 	}
 	matrixCases["POST /api/v1/users/{id}/password"] = c
+	for _, route := range []string{"POST /api/v1/groups", "POST /api/v1/tenants"} {
+		c = matrixCases[route]
+		c.ok = http.StatusCreated
+		path := strings.TrimPrefix(route, "POST ")
+		c.req = func(t *testing.T, f *fixture, who ident) (string, string, string) {
+			n++
+			return path, fmt.Sprintf(`{"name":"Matrix %d"}`, n), ""
+		}
+		matrixCases[route] = c
+	}
+	c = matrixCases["PUT /api/v1/users/{id}"]
+	c.ok = http.StatusOK
+	c.req = func(t *testing.T, f *fixture, who ident) (string, string, string) {
+		return "/api/v1/users/" + f.users["victim"].ID, `{"displayName":"Victim","role":"user","groups":[],"supervisedGroups":[],"permissions":{"play":true}}`, ""
+	}
+	matrixCases["PUT /api/v1/users/{id}"] = c
 	for _, verb := range []string{"disable", "enable"} {
 		key := "POST /api/v1/users/{id}/" + verb
 		c = matrixCases[key]
@@ -137,9 +168,13 @@ func (f *fixture) expected(t *testing.T, rt RouteInfo, rc routeCase, who ident, 
 	}
 	key := rt.Method + " " + rt.Pattern
 	switch key {
-	case "POST /api/v1/users/{id}/disable", "POST /api/v1/users/{id}/enable":
+	case "POST /api/v1/users/{id}/disable", "POST /api/v1/users/{id}/enable", "PUT /api/v1/users/{id}", "PUT /api/v1/groups/{id}":
 		if p.User.Tenant != "" {
-			return http.StatusNotFound // the victim is in another tenant
+			return http.StatusNotFound // the victim and group gm are in the default tenant
+		}
+	case "GET /api/v1/tenants", "POST /api/v1/tenants":
+		if p.User.Tenant != "" {
+			return http.StatusForbidden // tenants are the installation's admins' business
 		}
 	}
 	return rc.ok

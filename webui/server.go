@@ -130,8 +130,8 @@ type httpMetrics struct {
 // New builds the server and registers its metrics on reg. accounts signs
 // browsers in; data is what the API reads and writes.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, accounts Accounts, ready Readiness, data Data) (*Server, error) {
-	if data.Users == nil || data.Commands == nil || data.Recordings == nil || data.Catalog == nil || data.Library == nil {
-		return nil, errors.New("webui: Data needs Users, Commands, Recordings, Catalog and Library")
+	if data.Users == nil || data.Commands == nil || data.Recordings == nil || data.Catalog == nil || data.Library == nil || data.Admin == nil {
+		return nil, errors.New("webui: Data needs Users, Commands, Recordings, Catalog, Library and Admin")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
