@@ -47,6 +47,9 @@ func fuzzSeedCommands() []Command {
 		&PutSetting{Key: "k", Value: []byte("v")},
 		&DiscardRecording{ID: "0198a000-0000-7000-8000-000000000002"},
 		&SetRetention{Tenant: "t1", Days: 90},
+		&RequestRelease{ID: "0198a000-0000-7000-8000-000000000002", By: "u1", At: jan},
+		&Release{ID: "0198a000-0000-7000-8000-000000000002", By: "u2", At: jan},
+		&AuditCheckpoint{Seq: 1, Hash: "00", Time: jan, PublicKey: make([]byte, 32), Signature: make([]byte, 64)},
 		&AppendAudits{Entries: []AuditEntry{{Time: jan, Actor: "u1", Action: AuditSearch, Detail: "q=1"}, {Time: jan, Actor: "u1", Action: AuditView, Recording: "x"}}},
 		&AppendAudit{Entry: AuditEntry{Time: jan, Actor: "u1", Tenant: "t1", Action: AuditPlay, Recording: "0198a000-0000-7000-8000-000000000002", Address: "192.0.2.7"}},
 	}
