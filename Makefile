@@ -27,8 +27,13 @@ build:
 run: build
 	$(BIN) serve
 
+# test.log keeps the whole -v output; the console shows each package's
+# result and every skipped or failed test with its reason (.ci/testsummary.awk).
 test: lint build
-	CALLVAULT_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' $(TESTFLAGS) ./...
+	@status=0; CALLVAULT_BIN=$(CURDIR)/$(BIN) $(GO) test -v -tags '$(TAGS)' $(TESTFLAGS) ./... > test.log 2>&1 || status=$$?; \
+	  awk -f .ci/testsummary.awk test.log; \
+	  echo "skipped: $$(grep -c -- '--- SKIP' test.log) tests (reasons above); full log: test.log"; \
+	  exit $$status
 
 bench:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) ./...
