@@ -96,6 +96,7 @@ type Store struct {
 	keySource string
 	keys      atomic.Pointer[keyring.Keyring]
 	signer    ed25519.PrivateKey // see signing.go
+	sigLocks  sigLocks           // serialise signalling appends (signalling.go)
 
 	// Created lists files Open created that an operator must know about
 	// (a new master key file): the caller prints them.
