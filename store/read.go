@@ -120,6 +120,7 @@ func (s *Store) Delete(ctx context.Context, id, by string) error {
 	if rec.File.Path == "" {
 		return nil
 	}
+	s.removeSignalling(rec)
 	// Remove the file from both tiers: the mover may have moved it between
 	// our read and the delete. The key is already gone either way.
 	paths := []string{filepath.Join(s.hotRoot, rec.File.Path)}

@@ -24,4 +24,5 @@ type Stats struct {
 	Syncs             atomic.Int64 // fsync/syncfs calls of the once-a-second flusher
 	Purged            atomic.Int64 // recordings deleted because their retention ran out
 	PurgeErrors       atomic.Int64 // deletions by retention that failed
+	SignalMessages    atomic.Int64 // SIP messages stored beside recordings
 }

@@ -17,6 +17,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// ID is a recording's ID: a UUID (v7) in its canonical text form. It is
+// an alias of string, so APIs that take an ID accept the strings every
+// other method of this package returns.
+type ID = string
+
 // Direction of a call as seen from the local party.
 type Direction string
 
