@@ -181,11 +181,20 @@ type ChannelCounts struct {
 
 // GridWriter appends ticks to a grid container. It is not safe for
 // concurrent use; one flusher owns one recording.
+//
+// Ticks can be written two ways: WriteTick copies each channel's bytes in;
+// TickBuffer and CommitTick let the caller produce them in place (one copy
+// fewer per tick). BeginBatch gathers ticks in a caller's buffer and hands
+// them to the io.Writer in one Write, for a caller that produces many ticks
+// of one recording at once: a Write into an encrypting store writer costs
+// far more than the 322 bytes of a stereo G.711 tick.
 type GridWriter struct {
 	w      io.Writer
 	hdr    GridHeader
 	offs   []int // offset of each channel's flag byte inside a tick
 	tick   []byte
+	cur    []byte // where the next tick is assembled: tick, or the batch's free space
+	batch  []byte // BeginBatch: committed ticks not yet written (len), room for more (cap)
 	counts []ChannelCounts
 	ticks  int64
 	err    error // sticky: after a failed write the file is cut mid-tick
@@ -205,6 +214,7 @@ func NewGridWriter(w io.Writer, cfg GridConfig) (*GridWriter, error) {
 		return nil, err
 	}
 	g := &GridWriter{w: w, hdr: h, tick: make([]byte, tickSize), counts: make([]ChannelCounts, len(h.Channels))}
+	g.cur = g.tick
 	off := 0
 	for _, c := range h.Channels {
 		g.offs = append(g.offs, off)
@@ -255,25 +265,64 @@ func (g *GridWriter) WriteTick(flags []TickFlag, payload [][]byte) error {
 		return fmt.Errorf("%w: tick for %d/%d channels, grid has %d", ErrBadArgument, len(flags), len(payload), len(g.offs))
 	}
 	for i, off := range g.offs {
+		if flags[i] != TickPresent {
+			continue
+		}
 		c := &g.hdr.Channels[i]
-		dst := g.tick[off+1 : off+1+c.BytesPerTick]
+		if len(payload[i]) != c.BytesPerTick {
+			return fmt.Errorf("%w: channel %d payload of %d bytes, tick needs %d", ErrBadArgument, i, len(payload[i]), c.BytesPerTick)
+		}
+		copy(g.cur[off+1:off+1+c.BytesPerTick], payload[i])
+	}
+	return g.CommitTick(flags)
+}
+
+// TickBuffer returns where channel ch's bytes of the next tick go
+// (BytesPerTick long), for a caller that produces them in place and then
+// calls CommitTick. It is valid until the next CommitTick, WriteTick,
+// BeginBatch or EndBatch; bytes left there without a commit are
+// overwritten by the next tick. It panics if ch is out of range, like an
+// index.
+func (g *GridWriter) TickBuffer(ch int) []byte {
+	off := g.offs[ch]
+	return g.cur[off+1 : off+1+g.hdr.Channels[ch].BytesPerTick : off+1+g.hdr.Channels[ch].BytesPerTick]
+}
+
+// CommitTick appends the next tick: for each channel i with flags[i]
+// TickPresent, the bytes the caller put in TickBuffer(i); for TickFilled
+// and TickAbsent, codec silence (whatever the buffer holds). It does not
+// allocate.
+func (g *GridWriter) CommitTick(flags []TickFlag) error {
+	if g.err != nil {
+		return g.err
+	}
+	if len(flags) != len(g.offs) {
+		return fmt.Errorf("%w: tick for %d channels, grid has %d", ErrBadArgument, len(flags), len(g.offs))
+	}
+	for i, off := range g.offs {
+		c := &g.hdr.Channels[i]
 		switch flags[i] {
 		case TickPresent:
-			if len(payload[i]) != c.BytesPerTick {
-				return fmt.Errorf("%w: channel %d payload of %d bytes, tick needs %d", ErrBadArgument, i, len(payload[i]), c.BytesPerTick)
-			}
-			copy(dst, payload[i])
 		case TickFilled, TickAbsent:
 			s := c.silence()
+			dst := g.cur[off+1 : off+1+c.BytesPerTick]
 			for j := range dst {
 				dst[j] = s
 			}
 		default:
 			return fmt.Errorf("%w: channel %d flag %d", ErrBadArgument, i, flags[i])
 		}
-		g.tick[off] = byte(flags[i])
+		g.cur[off] = byte(flags[i])
 	}
-	if _, err := g.w.Write(g.tick); err != nil {
+	if g.batch != nil {
+		g.batch = g.batch[:len(g.batch)+len(g.tick)]
+		if cap(g.batch)-len(g.batch) < len(g.tick) {
+			if err := g.writeBatch(); err != nil {
+				return err
+			}
+		}
+		g.cur = g.batch[len(g.batch) : len(g.batch)+len(g.tick)]
+	} else if _, err := g.w.Write(g.tick); err != nil {
 		g.err = fmt.Errorf("audio: writing grid tick %d: %w", g.ticks, err)
 		return g.err
 	}
@@ -289,6 +338,50 @@ func (g *GridWriter) WriteTick(flags []TickFlag, payload [][]byte) error {
 	}
 	g.ticks++
 	return nil
+}
+
+// BeginBatch makes the writer gather committed ticks in buf's capacity and
+// write them to its io.Writer in one Write when buf is full or at EndBatch,
+// instead of one Write per tick. buf stays the caller's: after EndBatch the
+// writer no longer refers to it, so one buffer can serve many writers in
+// turn. A buf shorter than one tick leaves the writer unbatched. A batch
+// already begun is written out first.
+func (g *GridWriter) BeginBatch(buf []byte) error {
+	if err := g.EndBatch(); err != nil {
+		return err
+	}
+	if cap(buf) < len(g.tick) {
+		return nil
+	}
+	g.batch = buf[:0]
+	g.cur = buf[:len(g.tick)]
+	return nil
+}
+
+// EndBatch writes the ticks gathered since BeginBatch and returns to one
+// Write per tick. Without a batch it does nothing.
+func (g *GridWriter) EndBatch() error {
+	if g.batch == nil {
+		return g.err
+	}
+	err := g.writeBatch()
+	g.batch, g.cur = nil, g.tick
+	return err
+}
+
+// writeBatch hands the gathered ticks to the io.Writer.
+func (g *GridWriter) writeBatch() error {
+	if len(g.batch) == 0 || g.err != nil {
+		g.batch = g.batch[:0]
+		return g.err
+	}
+	n := int64(len(g.batch) / len(g.tick))
+	_, err := g.w.Write(g.batch)
+	g.batch = g.batch[:0]
+	if err != nil {
+		g.err = fmt.Errorf("audio: writing grid ticks %d..%d: %w", g.ticks-n, g.ticks, err)
+	}
+	return g.err
 }
 
 // NumTicks returns how many ticks have been written.
