@@ -77,6 +77,11 @@ type Slot struct {
 	PT      uint8
 	Marker  bool
 	off     uint32 // payload offset in the arena
+	// Order is the producer's stamp (PushOrdered): a consumer that works
+	// through the ring in several steps later than the packets came
+	// (capture imports) drains, per step, exactly what was queued by then.
+	// It fits in the slot's padding: a Slot stays 32 bytes.
+	Order uint32
 }
 
 // RingStats are the ring's counters; the producer counts Dropped and
@@ -124,6 +129,12 @@ func NewRing(slots, slotPayload int) (*Ring, error) {
 // or its arena) is full or the payload is larger than SlotPayload, and
 // counts the refusal.
 func (r *Ring) Push(h *Header, payload []byte, arrival int64) bool {
+	return r.PushOrdered(h, payload, arrival, 0)
+}
+
+// PushOrdered is Push with the producer's stamp for the slot's Order (a
+// counter that grows by one per packet; it may wrap).
+func (r *Ring) PushOrdered(h *Header, payload []byte, arrival int64, order uint32) bool {
 	n := uint64(len(payload))
 	if len(payload) > r.maxPayload {
 		r.oversize.Add(1)
@@ -160,6 +171,7 @@ func (r *Ring) Push(h *Header, payload []byte, arrival int64) bool {
 	s.PT = h.PayloadType
 	s.Marker = h.Marker
 	s.off = uint32(off)
+	s.Order = order
 	copy(r.arena[off:off+n], payload)
 	r.bhead = pos + n
 	if r.boff = off + n; r.boff == a {
@@ -230,6 +242,23 @@ func (r *Ring) Drain(fn func(s *Slot, payload []byte)) int {
 	for n <= int(r.mask) {
 		s, p, ok := r.Peek()
 		if !ok {
+			break
+		}
+		fn(s, p)
+		r.Release()
+		n++
+	}
+	return n
+}
+
+// DrainUntil is Drain limited to the packets stamped at or before order
+// (PushOrdered; compared as a wrapping counter): it stops at the first
+// later one and leaves it queued.
+func (r *Ring) DrainUntil(order uint32, fn func(s *Slot, payload []byte)) int {
+	n := 0
+	for n <= int(r.mask) {
+		s, p, ok := r.Peek()
+		if !ok || int32(s.Order-order) > 0 {
 			break
 		}
 		fn(s, p)

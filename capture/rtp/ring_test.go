@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestRingConfig(t *testing.T) {
@@ -249,4 +250,48 @@ func BenchmarkRingPushPop(b *testing.B) {
 		}
 		<-done
 	})
+}
+
+// TestRingDrainUntil: DrainUntil hands over exactly the packets stamped at
+// or before its bound, across the stamp counter's wrap, and leaves the
+// rest queued in order; a Slot stays 32 bytes with its stamp.
+func TestRingDrainUntil(t *testing.T) {
+	if n := unsafe.Sizeof(Slot{}); n != 32 {
+		t.Errorf("Slot is %d bytes, want 32", n)
+	}
+	r, err := NewRing(16, 160)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := uint32(1<<32 - 5) // the stamps wrap in the middle
+	var h Header
+	for i := uint32(0); i < 12; i++ {
+		h.SequenceNumber = uint16(i)
+		if !r.PushOrdered(&h, []byte{byte(i)}, int64(i), start+i) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	var got []uint16
+	take := func(s *Slot, p []byte) {
+		if p[0] != byte(s.Seq) || s.Order != start+uint32(s.Seq) {
+			t.Errorf("slot %d: payload %d, order %d", s.Seq, p[0], s.Order)
+		}
+		got = append(got, s.Seq)
+	}
+	for _, c := range []struct {
+		bound uint32
+		n     int
+	}{{start - 1, 0}, {start + 3, 4}, {start + 3, 0}, {start + 7, 4}, {start + 100, 4}} {
+		if n := r.DrainUntil(c.bound, take); n != c.n {
+			t.Errorf("DrainUntil(%d): %d packets, want %d", int32(c.bound-start), n, c.n)
+		}
+	}
+	for i, s := range got {
+		if s != uint16(i) {
+			t.Fatalf("drained %v, want 0..11 in order", got)
+		}
+	}
+	if len(got) != 12 || r.Len() != 0 {
+		t.Fatalf("drained %d, %d left", len(got), r.Len())
+	}
 }
