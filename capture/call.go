@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/callvault/callvault/capture/rtp"
+	"github.com/callvault/callvault/store"
 )
 
 // maxLanes bounds the readers that may feed one stream. Each reader has
@@ -182,7 +183,17 @@ type event struct {
 // call is one SIP dialog (or one pair of RTP flows without signalling).
 // Fields up to "flusher-owned" are guarded by Engine.mu.
 type call struct {
-	key        string // Call-ID, or "rtp:" + endpoints for calls without signalling
+	key string // Call-ID, or "rtp:" + endpoints for calls without signalling
+	// deferred: passes skip the call until it is caught up (batch.go);
+	// through is the last pass it has seen. Both flushMu's (deferred is
+	// also read and cleared under e.mu).
+	deferred bool
+	through  int64
+	// sig holds the call's SIP messages (copies) until a flush pass hands
+	// them to the store with the recording's other jobs; sigBytes bounds
+	// what waits for a recording that is not there yet.
+	sig        []store.SignalMessage
+	sigBytes   int
 	sip        bool
 	callID     string
 	parties    [2]party // 0: caller (or the first RTP sender seen), 1: callee

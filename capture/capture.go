@@ -148,6 +148,7 @@ type Stats struct {
 	FragmentErrors atomic.Int64
 	ClockJumps     atomic.Int64 // import: capture clock discontinuities skipped
 	AfterEnd       atomic.Int64 // RTP for a call that had already ended
+	SignalDropped  atomic.Int64 // SIP messages not stored: too many before the recording existed
 }
 
 // isLocalNumber reports whether num starts with one of the local prefixes.

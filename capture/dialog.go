@@ -5,9 +5,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/callvault/callvault/capture/rtp"
 	"github.com/callvault/callvault/capture/sip"
+	"github.com/callvault/callvault/store"
 	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/store/meta"
 )
@@ -17,7 +19,7 @@ import (
 // it, INFO carries DTMF (RFC 2976), REFER and Replaces (RFC 3515, 3891)
 // link transfers. SDP (RFC 3264 offer/answer) says where each party
 // receives media; those endpoints go into the stream table.
-func (e *Engine) onSIP(now int64, src, dst netip.AddrPort, m *sip.Message) {
+func (e *Engine) onSIP(now int64, src, dst netip.AddrPort, m *sip.Message, raw []byte, tcp bool) {
 	cseq, err := m.CSeq()
 	if err != nil {
 		e.stats.SIPErrors.Add(1)
@@ -32,21 +34,32 @@ func (e *Engine) onSIP(now int64, src, dst netip.AddrPort, m *sip.Message) {
 	to, _ := m.To()
 	method := cseq.Method
 
+	if !e.cfg.Live {
+		// SIP may change a deferred call (batch.go).
+		e.flushMu.Lock()
+		defer e.flushMu.Unlock()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.byID[string(callID)]
+	if c != nil {
+		e.touch(c)
+	}
 	if c == nil {
 		// Only an initial INVITE starts a call. Anything else for an unknown
 		// dialog (capture began mid-call) may still adopt RTP we already
 		// record without signalling, through its SDP.
 		if !(m.IsRequest() && bytes.Equal(m.Method, []byte("INVITE")) && len(to.Tag()) == 0) {
 			if sdp, ok := m.SDPBody(); ok {
-				e.adoptBySDP(now, string(callID), m, sdp, src)
+				if o := e.adoptBySDP(now, string(callID), m, sdp, src); o != nil {
+					e.noteSignal(o, now, src, dst, raw, tcp)
+				}
 			}
 			return
 		}
 		c = e.newSIPCall(now, string(callID), m, from, to, src, dst)
 	}
+	e.noteSignal(c, now, src, dst, raw, tcp)
 	c.lastSig = now
 	if c.ended {
 		return
@@ -160,6 +173,7 @@ func (e *Engine) newCall(now int64, key string) *call {
 		c.streams[i] = &stream{c: c, party: i}
 	}
 	e.calls[c] = struct{}{}
+	e.slow[c] = struct{}{}
 	e.stats.CallsActive.Add(1)
 	e.stats.CallsTotal.Add(1)
 	return c
@@ -265,6 +279,7 @@ func (e *Engine) adopt(c, orphan *call) {
 	if orphan.rec == nil && !orphan.hasMedia() {
 		return
 	}
+	e.touch(orphan)
 	// The simplest faithful merge: the orphan keeps recording (its
 	// flusher state is live), and takes over the dialog's identity.
 	orphan.sip, orphan.callID = true, c.callID
@@ -280,6 +295,7 @@ func (e *Engine) adopt(c, orphan *call) {
 		}
 	}
 	delete(e.calls, c)
+	delete(e.slow, c)
 	e.stats.CallsActive.Add(-1)
 	e.stats.CallsTotal.Add(-1)
 	e.stats.OrphanStreams.Add(0)
@@ -288,10 +304,10 @@ func (e *Engine) adopt(c, orphan *call) {
 // adoptBySDP handles SIP of a dialog whose INVITE was never seen: if its
 // SDP names endpoints of RTP recorded without signalling, the recording
 // gets the dialog's identity.
-func (e *Engine) adoptBySDP(now int64, callID string, m *sip.Message, body []byte, src netip.AddrPort) {
+func (e *Engine) adoptBySDP(now int64, callID string, m *sip.Message, body []byte, src netip.AddrPort) *call {
 	var s sip.SDP
 	if sip.ParseSDP(body, &s) != nil {
-		return
+		return nil
 	}
 	for i := range s.Media {
 		ep := s.Endpoint(i)
@@ -303,6 +319,7 @@ func (e *Engine) adoptBySDP(now int64, callID string, m *sip.Message, body []byt
 			continue
 		}
 		o := old.c
+		e.touch(o)
 		from, _ := m.From()
 		to, _ := m.To()
 		o.sip, o.callID, o.adopted, o.infoDirty = true, callID, true, true
@@ -318,8 +335,30 @@ func (e *Engine) adoptBySDP(now int64, callID string, m *sip.Message, body []byt
 		o.lastSig = now
 		e.byID[callID] = o
 		e.decideLocal(o)
+		return o
+	}
+	return nil
+}
+
+// maxSignalWait bounds the SIP a call keeps while it has no recording (a
+// call ringing for minutes with retransmissions): beyond it, messages are
+// counted in Stats.SignalDropped, not stored.
+const maxSignalWait = 64 << 10
+
+// noteSignal keeps a copy of a SIP message of c for its recording's
+// signalling (issue 7). The flush pass hands the messages to a store job;
+// the reader never waits for the store. Called with e.mu held.
+func (e *Engine) noteSignal(c *call, now int64, src, dst netip.AddrPort, raw []byte, tcp bool) {
+	if c.sigBytes+len(raw) > maxSignalWait && c.rec == nil {
+		e.stats.SignalDropped.Add(1)
 		return
 	}
+	transport := "udp"
+	if tcp {
+		transport = "tcp"
+	}
+	c.sig = append(c.sig, store.SignalMessage{At: time.Unix(0, now).UTC(), Transport: transport, Src: src, Dst: dst, Raw: bytes.Clone(raw)})
+	c.sigBytes += len(raw)
 }
 
 // endCall marks a call ended; the flusher seals its recording.

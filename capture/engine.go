@@ -20,11 +20,14 @@ type Recorder interface {
 	Abort(ctx context.Context, by string) error
 }
 
-// Sink is where recordings go: the store, seen through the two calls
-// capture needs.
+// Sink is where recordings go: the store, seen through the calls capture
+// needs.
 type Sink interface {
 	Create(ctx context.Context, rec meta.Recording) (Recorder, error)
 	Apply(ctx context.Context, cmd meta.Command) (meta.Result, error)
+	// AppendSignalling stores SIP messages of a recording (issue 7: the
+	// call's signalling as captured goes into export bundles).
+	AppendSignalling(id meta.ID, msgs ...store.SignalMessage) error
 }
 
 // liveChunkSize is the recording-file chunk for captured calls: about one
@@ -46,6 +49,10 @@ func (s storeSink) Create(ctx context.Context, rec meta.Recording) (Recorder, er
 
 func (s storeSink) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error) {
 	return s.s.Apply(ctx, cmd)
+}
+
+func (s storeSink) AppendSignalling(id meta.ID, msgs ...store.SignalMessage) error {
+	return s.s.AppendSignalling(id, msgs...)
 }
 
 // CallSummary describes one finished call, for `callvault import`.
@@ -87,10 +94,20 @@ type Engine struct {
 
 	flushMu   sync.Mutex // one flush pass at a time
 	passCalls []*call    // the calls of a flush pass (flushMu), reused
-	clock     atomic.Int64
-	summaryMu sync.Mutex
-	summaries []CallSummary
-	onSummary func(CallSummary)
+	// Imports run passes in batches (batch.go). pushed stamps ring slots;
+	// slow (e.mu) holds the calls every pass visits, the others are
+	// deferred; the rest is flushMu's.
+	pushed     atomic.Uint32
+	slow       map[*call]struct{}
+	batch      int // passes a deferred call may fall behind (1: none)
+	batchBuf   []byte
+	passNo     int64
+	passLog    []passMark
+	deferUntil int64
+	clock      atomic.Int64
+	summaryMu  sync.Mutex
+	summaries  []CallSummary
+	onSummary  func(CallSummary)
 
 	work storeWorker // store jobs, off the flush pass (storework.go)
 
@@ -105,6 +122,13 @@ func New(cfg Config, sink Sink) *Engine {
 		cfg: cfg, sink: sink, table: newStreamTable(),
 		calls: make(map[*call]struct{}), byID: make(map[string]*call),
 		cands: make(map[flowKey]*candidate), recByKey: make(map[string]string),
+		slow: make(map[*call]struct{}), batch: 1,
+	}
+	if !cfg.Live {
+		// 32 KiB holds deferPasses ticks of any grid channel pair (two
+		// 16 kHz L16 channels: 1,282 bytes a tick).
+		e.batch, e.batchBuf = deferPasses, make([]byte, 32<<10)
+		e.passLog = make([]passMark, 0, deferPasses)
 	}
 	for _, p := range cfg.SIPPorts {
 		e.sipPorts[p/64] |= 1 << (p % 64)
@@ -164,6 +188,9 @@ func (e *Engine) Close() {
 		e.stop = nil
 	}
 	now := e.clock.Load()
+	e.flushMu.Lock()
+	e.catchUpAll() // ending the calls below changes them
+	e.flushMu.Unlock()
 	e.mu.Lock()
 	for c := range e.calls {
 		end := now
@@ -207,6 +234,11 @@ func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []b
 	if err != nil {
 		return
 	}
+	if !e.cfg.Live {
+		// The reverse flow may join a deferred call (batch.go).
+		e.flushMu.Lock()
+		defer e.flushMu.Unlock()
+	}
 	e.mu.Lock()
 	k := flowKey{src, dst}
 	cd := e.cands[k]
@@ -241,7 +273,7 @@ func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []b
 		}
 	}
 	cd.last = now
-	if !cd.ring.Push(h, pl[n:], now) {
+	if !cd.ring.PushOrdered(h, pl[n:], now, e.pushed.Add(1)) {
 		// A full ring before confirmation: this flow is not RTP-like enough.
 		delete(e.cands, k)
 		e.mu.Unlock()
@@ -257,6 +289,7 @@ func (e *Engine) candidate(r *Reader, now int64, src, dst netip.AddrPort, pl []b
 	party := 0
 	if ep := e.table.get(dst); ep != nil && !ep.c.ended {
 		c, party = ep.c, 1-ep.party
+		e.touch(c)
 	} else {
 		c = e.newCall(now, "rtp:"+src.String()+"-"+dst.String())
 		e.stats.OrphanStreams.Add(1)

@@ -34,13 +34,17 @@ type recording struct {
 	raw      *rawWriter // instead of grid, for codecs we cannot decode
 	ch       [2]channel // 0: left (local party's voice), 1: right (remote)
 	flags    [2]audio.TickFlag
-	payloads [2][]byte
 	ticks    int64
 	pulledAt int64 // capture time of the last pull
 	events   int   // c.events already turned into bookmarks
 	marks    int   // bookmarks added
 	codecs   []string
 	failed   error
+	// While the call is deferred (batch.go): per channel, the capture time
+	// and stamp of the newest packet drained, which is what the stream's
+	// lastPacket said at the pass being caught up.
+	lastArr [2]int64
+	lastOrd [2]uint32
 }
 
 // channel is one side of the stereo recording: the voice of one party.
@@ -60,10 +64,23 @@ type channel struct {
 func (e *Engine) flush(now int64) {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
+	e.catchUpAll()
+	e.flushLocked(now)
+}
+
+// flushLocked is a pass over every call (flushMu held; in imports, no call
+// may be behind: catchUpAll first).
+func (e *Engine) flushLocked(now int64) {
 	start := time.Now()
+	e.passNo++
+	e.deferUntil = maxTime
 	e.mu.Lock()
 	calls := e.passCalls[:0]
 	for c := range e.calls {
+		if c.deferred {
+			c.deferred = false
+			e.slow[c] = struct{}{}
+		}
 		calls = append(calls, c)
 	}
 	e.mu.Unlock()
@@ -74,6 +91,7 @@ func (e *Engine) flush(now int64) {
 	var waiting int64
 	for _, c := range calls {
 		e.flushCall(c, now)
+		e.maybeDefer(c)
 		for _, s := range c.streams {
 			for i := range s.activeLanes() {
 				if r := s.lanes[i].Load(); r != nil {
@@ -84,6 +102,14 @@ func (e *Engine) flush(now int64) {
 	}
 	e.stats.RingOccupancy.Store(waiting)
 	e.expireLinger(now)
+	e.notePass(start)
+}
+
+// maxTime is a capture time later than any.
+const maxTime = int64(^uint64(0) >> 1)
+
+// notePass files how long a pass took.
+func (e *Engine) notePass(start time.Time) {
 	d := time.Since(start).Nanoseconds()
 	e.stats.FlushNanos.Store(d)
 	if d > e.stats.FlushMaxNanos.Load() {
@@ -124,7 +150,7 @@ func (e *Engine) flushCall(c *call, now int64) {
 		}
 	}
 	rec := c.rec
-	e.drain(c, rec)
+	e.drainUntil(c, rec, 0, false)
 	if lm := c.lastMedia(); rec.grid != nil && lm > 0 {
 		// Ticks are written up to just past the newest media, not to now:
 		// when a call ends by timeout, the silence before its detection is
@@ -352,10 +378,12 @@ func (e *Engine) openGrid(c *call, rec *recording, start time.Time) error {
 	if err != nil {
 		return err
 	}
-	rec.grid = g
 	for i := range rec.ch {
-		rec.payloads[i] = make([]byte, rec.ch[i].play.TickBytes())
+		if n, want := rec.ch[i].play.TickBytes(), g.Header().Channels[i].BytesPerTick; n != want {
+			return fmt.Errorf("%w: %s playout ticks of %d bytes, grid channel of %d", audio.ErrBadArgument, rec.ch[i].name, n, want)
+		}
 	}
+	rec.grid = g
 	return nil
 }
 
@@ -369,9 +397,10 @@ func payloadTypeOf(c audio.Codec) uint8 {
 	return 0
 }
 
-// drain moves every queued packet of the call into its channel's playout
-// (or the raw packet file) and its statistics.
-func (e *Engine) drain(c *call, rec *recording) {
+// drainUntil moves the call's queued packets into its channels' playouts
+// (or the raw packet file) and statistics: every one, or, when bounded,
+// those stamped at or before order (a pass being caught up, batch.go).
+func (e *Engine) drainUntil(c *call, rec *recording, order uint32, bounded bool) {
 	for i := range rec.ch {
 		ch := &rec.ch[i]
 		s := c.streams[ch.party]
@@ -380,7 +409,10 @@ func (e *Engine) drain(c *call, rec *recording) {
 			if ring == nil {
 				continue
 			}
-			ring.Drain(func(sl *rtp.Slot, payload []byte) {
+			fn := func(sl *rtp.Slot, payload []byte) {
+				if int32(sl.Order-rec.lastOrd[i]) > 0 {
+					rec.lastArr[i], rec.lastOrd[i] = sl.Arrival, sl.Order
+				}
 				if ch.stats == nil {
 					ch.stats = rtp.NewStreamStats(8000)
 				}
@@ -400,7 +432,12 @@ func (e *Engine) drain(c *call, rec *recording) {
 				for _, d := range ch.play.Write(sl, payload) {
 					e.digit(c, rec, d)
 				}
-			})
+			}
+			if bounded {
+				ring.DrainUntil(order, fn)
+			} else {
+				ring.Drain(fn)
+			}
 		}
 	}
 }
@@ -421,20 +458,33 @@ func (e *Engine) pullTicks(rec *recording, now int64, until int64) {
 		} else if rec.ticks >= until && rec.ch[0].play.Drained() && rec.ch[1].play.Drained() {
 			return
 		}
-		rec.flags[0], ok0 = rec.ch[0].play.NextTick(rec.payloads[0], now)
-		rec.flags[1], ok1 = rec.ch[1].play.NextTick(rec.payloads[1], now)
+		// Playout writes each channel's tick straight into the grid's
+		// buffer for it.
+		rec.flags[0], ok0 = rec.ch[0].play.NextTick(rec.grid.TickBuffer(0), now)
+		rec.flags[1], ok1 = rec.ch[1].play.NextTick(rec.grid.TickBuffer(1), now)
 		if !ok0 || !ok1 {
 			return
 		}
-		if err := rec.grid.WriteTick(rec.flags[:], rec.payloads[:]); err != nil {
-			if rec.failed == nil {
-				rec.failed = err
-				e.stats.RecordErrors.Add(1)
-				e.cfg.Log.Error("write recording", "id", rec.r.ID(), "err", err)
-			}
+		if err := rec.grid.CommitTick(rec.flags[:]); err != nil {
+			e.writeFailed(rec, err)
 			return
 		}
 		rec.ticks++
+	}
+}
+
+// flushGrid ends a batch of ticks (batch.go): they go to the store now.
+func (e *Engine) flushGrid(rec *recording) {
+	if err := rec.grid.EndBatch(); err != nil {
+		e.writeFailed(rec, err)
+	}
+}
+
+func (e *Engine) writeFailed(rec *recording, err error) {
+	if rec.failed == nil {
+		rec.failed = err
+		e.stats.RecordErrors.Add(1)
+		e.cfg.Log.Error("write recording", "id", rec.r.ID(), "err", err)
 	}
 }
 
@@ -465,7 +515,14 @@ func (e *Engine) bookmarks(c *call, rec *recording) {
 		}
 	}
 	evs = append([]event(nil), evs...)
+	sig := c.sig
+	c.sig, c.sigBytes = nil, 0
 	e.mu.Unlock()
+	if len(sig) > 0 {
+		// Queued behind the recording's create job: the store appends
+		// them once the recording exists, in order.
+		e.storeDo(storeJob{kind: jobSignal, rec: rec.r, sig: sig})
+	}
 	for _, ev := range evs {
 		off := max(0, (ev.at-rec.start)/int64(time.Millisecond))
 		e.addBookmark(rec, meta.BookmarkType(ev.kind), off, ev.label, time.Unix(0, ev.at))
@@ -560,6 +617,9 @@ func (e *Engine) finish(c *call) {
 		s.gone.Store(true)
 	}
 	e.mu.Lock()
+	c.deferred = false
+	delete(e.slow, c)
+	c.sig, c.sigBytes = nil, 0 // messages of a call without a recording
 	// The endpoints stay mapped to the finished call for a while, so RTP
 	// that trails a BYE or a failure is dropped, not taken for a new call
 	// without signalling.

@@ -89,7 +89,7 @@ func (r *Reader) Handle(link packet.LinkType, ts time.Time, frame []byte) {
 		// it was captured whatever the speed of reading it.
 		r.lastTick = now
 		r.asm.Expire(ts)
-		e.flush(now)
+		e.importPass(now, false)
 	}
 }
 
@@ -175,13 +175,14 @@ func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
 			payload = payload[:len(payload)-pad]
 		}
 	}
-	for !ring.Push(&r.hdr, payload, now) {
+	order := e.pushed.Add(1)
+	for !ring.PushOrdered(&r.hdr, payload, now, order) {
 		if e.cfg.Live || len(payload) > ring.SlotPayload() {
 			e.stats.RingDrops.Add(1)
 			return
 		}
 		// Import: the reader is also the flusher; make room and retry.
-		e.flush(e.clock.Load())
+		e.importPass(e.clock.Load(), true)
 	}
 	// Load before writing: an atomic write takes the cache line even when
 	// nothing changes, and these rarely change.
@@ -214,7 +215,7 @@ func (r *Reader) sipDatagram(now int64, b []byte) {
 			return
 		}
 		e.stats.SIPMessages.Add(1)
-		e.onSIP(now, src, dst, &r.msg)
+		e.onSIP(now, src, dst, &r.msg, b[:n], false)
 		b = b[n:]
 	}
 }
@@ -262,12 +263,12 @@ func (s *sipStream) Data(b []byte) {
 		n := s.fr.Feed(b)
 		b = b[n:]
 		for {
-			_, ok := s.fr.Next(&r.msg)
+			raw, ok := s.fr.Next(&r.msg)
 			if !ok {
 				break
 			}
 			r.e.stats.SIPMessages.Add(1)
-			r.e.onSIP(now, s.flow.Src, s.flow.Dst, &r.msg)
+			r.e.onSIP(now, s.flow.Src, s.flow.Dst, &r.msg, raw, true)
 		}
 		if n == 0 && len(b) > 0 {
 			// The framer's buffer is full of something that is not SIP.

@@ -59,10 +59,11 @@ const maxPending = 512 << 10
 type storeJob struct {
 	kind  jobKind
 	rec   *pendingRecorder
-	meta  meta.Recording // jobCreate
-	cmd   meta.Command   // jobApply
-	final store.Final    // jobSeal
-	sum   *CallSummary   // jobSeal
+	meta  meta.Recording        // jobCreate
+	cmd   meta.Command          // jobApply
+	final store.Final           // jobSeal
+	sum   *CallSummary          // jobSeal
+	sig   []store.SignalMessage // jobSignal
 }
 
 type jobKind uint8
@@ -72,6 +73,7 @@ const (
 	jobApply
 	jobSeal
 	jobAbort
+	jobSignal
 )
 
 // storeWorker runs store jobs in order per recording on its own
@@ -172,6 +174,14 @@ func (e *Engine) runJob(job storeJob) {
 		}
 	case jobSeal:
 		e.sealJob(ctx, p, job.final, job.sum)
+	case jobSignal:
+		if p.created() == nil {
+			break // never created: its create job counted and logged why
+		}
+		if err := e.sink.AppendSignalling(p.id, job.sig...); err != nil {
+			e.stats.RecordErrors.Add(1)
+			e.cfg.Log.Error("store signalling", "id", p.id, "messages", len(job.sig), "err", err)
+		}
 	}
 	d := time.Since(start).Nanoseconds()
 	if d > e.stats.StoreMaxNanos.Load() {

@@ -51,6 +51,11 @@ func (g *gatedSink) Apply(ctx context.Context, cmd meta.Command) (meta.Result, e
 	return g.sink.Apply(ctx, cmd)
 }
 
+func (g *gatedSink) AppendSignalling(id meta.ID, msgs ...store.SignalMessage) error {
+	g.wait()
+	return g.sink.AppendSignalling(id, msgs...)
+}
+
 type gatedRecorder struct {
 	Recorder
 	g *gatedSink

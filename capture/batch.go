@@ -1,0 +1,179 @@
+package capture
+
+import "time"
+
+// Import passes in batches.
+//
+// An import runs a flush pass every 20 ms of capture time, as live capture
+// does: when a pass pulls ticks decides whether a reordered or resuming
+// packet is late or re-anchors, so a longer interval changes recordings
+// (100 ms passes changed one packet of the corpus' sip_ipv4_tcp.pcap
+// against tshark). But a pass that visits every open call to move the one
+// packet each stream got in those 20 ms is mostly cache misses: at 1,000
+// calls every ring, playout timeline, grid writer and store writer is cold
+// again by the time the pass comes back to it (issue 4: the flush pass was
+// 62 % of an import's CPU).
+//
+// So imports keep the 20 ms passes but run them late, a call at a time.
+// A call in steady state (recording, not ended, nothing new from its
+// signalling, far from its RTP timeout) is "deferred": the passes skip
+// it, and only log their capture time and how many packets had been
+// queued by then (every ring slot is stamped with that count, Slot.Order).
+// Every deferPasses passes (a "full pass"), each deferred call is brought
+// up to date: for each logged pass in turn, it drains exactly the packets
+// that pass would have seen (rtp.Ring.DrainUntil) and pulls the ticks that
+// pass would have pulled, with the newest-media time as it stood then. Its
+// ring, playout timelines, grid and store writer stay hot through the
+// whole catch-up, and the ticks of all those passes go to the store in one
+// write. The result is the same, byte for byte, as running every pass in
+// full (TestBatchedImportIsExact).
+//
+// What else a pass does to a call depends on state the reader changes:
+// signalling (hold, events, end, adoption, SDP) and the RTP timeout. So:
+//   - before the reader changes a deferred call (SIP for it, an orphan flow
+//     joining it), the call is caught up through every logged pass and
+//     visited by every pass from then on (touch), until a pass finds it
+//     steady again;
+//   - a call is only deferred while no logged pass can time it out: a
+//     pass later than the earliest such time (deferUntil) is a full pass;
+//   - a full ring (a stream with a short ptime) and Close force a full
+//     pass.
+//
+// Only imports batch. Live capture runs every pass in full on its flusher:
+// there, a pass runs on the wall clock, and the reader goroutines may not
+// run the flusher's work. In imports the reader is the flusher; readers
+// that run side by side take flushMu before they change signalling state,
+// so a catch-up never races a pass.
+
+// deferPasses is how many passes a deferred call may fall behind: 16
+// passes of 20 ms are 320 ms of capture, a quarter of a ring of 64 slots
+// of 20 ms packets (a stream that fills its ring sooner forces a full
+// pass), and 16 ticks per store write.
+const deferPasses = 16
+
+// passMark is a pass a deferred call has not seen yet: its capture time
+// and the stamp of the last packet queued before it.
+type passMark struct {
+	no    int64
+	now   int64
+	order uint32
+}
+
+// importPass runs the flush pass of an import at capture time now: in full
+// every deferPasses passes, when a deferred call could time out, or when
+// forced (a full ring); otherwise over the calls that are not deferred.
+func (e *Engine) importPass(now int64, force bool) {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
+	if force || e.batch <= 1 || len(e.passLog) >= e.batch-1 || now > e.deferUntil {
+		e.catchUpAll()
+		e.flushLocked(now)
+		return
+	}
+	start := time.Now()
+	e.passNo++
+	e.passLog = append(e.passLog, passMark{no: e.passNo, now: now, order: e.pushed.Load()})
+	e.mu.Lock()
+	calls := e.passCalls[:0]
+	for c := range e.slow {
+		calls = append(calls, c)
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		e.flushCall(c, now)
+		e.maybeDefer(c)
+	}
+	clear(calls) // finished calls must not stay reachable from here
+	e.passCalls = calls[:0]
+	e.expireLinger(now)
+	e.notePass(start)
+}
+
+// catchUpAll brings every deferred call up to date and empties the pass
+// log. Called with flushMu held.
+func (e *Engine) catchUpAll() {
+	if len(e.passLog) == 0 {
+		return
+	}
+	e.mu.Lock()
+	calls := e.passCalls[:0]
+	for c := range e.calls {
+		if c.deferred {
+			calls = append(calls, c)
+		}
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		e.catchUp(c)
+	}
+	clear(calls)
+	e.passCalls = calls[:0]
+	e.passLog = e.passLog[:0]
+}
+
+// catchUp runs the passes a deferred call missed: per logged pass, drain
+// what had been queued by then and pull the ticks that pass pulled. The
+// ticks of the whole catch-up reach the store in one write. Called with
+// flushMu held (and maybe e.mu: it does not take it).
+func (e *Engine) catchUp(c *call) {
+	rec := c.rec
+	if rec.grid != nil {
+		if err := rec.grid.BeginBatch(e.batchBuf); err != nil {
+			e.writeFailed(rec, err)
+		}
+	}
+	for _, m := range e.passLog {
+		if m.no <= c.through {
+			continue
+		}
+		e.drainUntil(c, rec, m.order, true)
+		if lm := max(rec.lastArr[0], rec.lastArr[1]); rec.grid != nil && lm > 0 {
+			e.pullTicks(rec, min(m.now, lm+holdback), -1)
+		}
+		c.through = m.no
+	}
+	if rec.grid != nil {
+		e.flushGrid(rec)
+	}
+}
+
+// touch is called before the reader changes a call's state (with flushMu
+// and e.mu held): a deferred call is caught up first, and from now on
+// every pass visits it until one finds it steady again.
+func (e *Engine) touch(c *call) {
+	if !c.deferred {
+		return
+	}
+	e.catchUp(c)
+	c.deferred = false
+	e.slow[c] = struct{}{}
+}
+
+// maybeDefer defers c after a pass visited it (flushMu held) if it is
+// steady: recording, not ended, and not timing out before deferUntil.
+func (e *Engine) maybeDefer(c *call) {
+	if e.batch <= 1 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, open := e.calls[c]; !open || c.ended || c.rec == nil || c.deferred {
+		return
+	}
+	limit := e.cfg.RTPTimeout
+	if c.parties[0].hold || c.parties[1].hold {
+		limit = e.cfg.HoldTimeout
+	}
+	// checkTimeout ends the call at the first pass later than this.
+	until := max(c.lastMedia(), c.lastSig) + int64(limit)
+	rec := c.rec
+	order := e.pushed.Load()
+	for i := range rec.ch {
+		rec.lastArr[i] = c.streams[rec.ch[i].party].lastPacket.Load()
+		rec.lastOrd[i] = order
+	}
+	c.deferred = true
+	c.through = e.passNo
+	delete(e.slow, c)
+	e.deferUntil = min(e.deferUntil, until)
+}
