@@ -66,7 +66,6 @@ func (e *Engine) importPass(now int64, force bool) {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
 	if force || e.batch <= 1 || len(e.passLog) >= e.batch-1 || now > e.deferUntil {
-		e.catchUpAll()
 		e.flushLocked(now)
 		return
 	}
@@ -151,13 +150,18 @@ func (e *Engine) touch(c *call) {
 
 // maybeDefer defers c after a pass visited it (flushMu held) if it is
 // steady: recording, not ended, and not timing out before deferUntil.
+// Otherwise every pass visits it.
 func (e *Engine) maybeDefer(c *call) {
 	if e.batch <= 1 {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, open := e.calls[c]; !open || c.ended || c.rec == nil || c.deferred {
+	if _, open := e.calls[c]; !open || c.deferred {
+		return
+	}
+	if c.ended || c.rec == nil {
+		e.slow[c] = struct{}{}
 		return
 	}
 	limit := e.cfg.RTPTimeout

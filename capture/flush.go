@@ -64,12 +64,12 @@ type channel struct {
 func (e *Engine) flush(now int64) {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
-	e.catchUpAll()
 	e.flushLocked(now)
 }
 
-// flushLocked is a pass over every call (flushMu held; in imports, no call
-// may be behind: catchUpAll first).
+// flushLocked is a pass over every call (flushMu held). In imports, a
+// deferred call is caught up first, right before its pass, while its
+// state is hot.
 func (e *Engine) flushLocked(now int64) {
 	start := time.Now()
 	e.passNo++
@@ -77,10 +77,6 @@ func (e *Engine) flushLocked(now int64) {
 	e.mu.Lock()
 	calls := e.passCalls[:0]
 	for c := range e.calls {
-		if c.deferred {
-			c.deferred = false
-			e.slow[c] = struct{}{}
-		}
 		calls = append(calls, c)
 	}
 	e.mu.Unlock()
@@ -90,6 +86,10 @@ func (e *Engine) flushLocked(now int64) {
 	}()
 	var waiting int64
 	for _, c := range calls {
+		if c.deferred {
+			e.catchUp(c)
+			c.deferred = false
+		}
 		e.flushCall(c, now)
 		e.maybeDefer(c)
 		for _, s := range c.streams {
@@ -101,6 +101,7 @@ func (e *Engine) flushLocked(now int64) {
 		}
 	}
 	e.stats.RingOccupancy.Store(waiting)
+	e.passLog = e.passLog[:0]
 	e.expireLinger(now)
 	e.notePass(start)
 }
