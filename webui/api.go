@@ -91,6 +91,9 @@ type Data struct {
 	Catalog    Catalog
 	Library    Library
 	Admin      Admin
+	// Storage lists the storage tiers for the admin page (storage.go);
+	// nil lists none.
+	Storage Storage
 }
 
 // route is one API route: the action it needs is part of its definition,
@@ -118,6 +121,7 @@ func (s *Server) apiRoutes() []route {
 	)
 	upload := routeDoc{summary: "Upload a recording (Imagicle Call Recording API): multipart/form-data with the parts jsondata and attachment",
 		bodyCT: "multipart/form-data", ok: 201, resp: map[string]string{}, errs: []int{400, 409}, badRequest: uploadError{}}
+	peaks := newPeakCache(peakCacheSize) // the peaks route's cache (peaks.go)
 	change := func(summary string, body any) routeDoc {
 		return routeDoc{summary: summary, body: body, ok: 200, resp: recordingJSON{}, errs: []int{400, 404}}
 	}
@@ -187,6 +191,12 @@ func (s *Server) apiRoutes() []route {
 			body: retentionRequest{}, ok: 200, resp: retentionJSON{}, errs: []int{400}}},
 		{POST, "/api/v1/users/{id}/disable", ActAdmin, s.handleDisableUser, routeDoc{summary: "Disable a user (not the tenant's last enabled admin)", ok: 204, errs: []int{404, 409}}},
 		{POST, "/api/v1/users/{id}/enable", ActAdmin, s.handleEnableUser, routeDoc{summary: "Enable a user", ok: 204, errs: []int{404}}},
+
+		// The web UI's admin and player routes (issue 6: storage.go, peaks.go).
+		{GET, "/api/v1/storage", ActAdmin, s.handleStorage, routeDoc{summary: "Storage tiers with their file system's usage (statfs at the time of the request)",
+			ok: 200, resp: []storageTierJSON{}}},
+		{GET, "/api/v1/recordings/{id}/peaks", ActPlay, s.handlePeaks(peaks), routeDoc{summary: "The waveform: min and max sample per bucket and channel (stereo: local left), for n buckets",
+			params: peaksParams, ok: 200, resp: peaksJSON{}, errs: []int{400, 404, 409, 503}}},
 
 		{GET, "/api/v1/openapi.json", ActAccount, s.handleOpenAPI, routeDoc{summary: "This document", ok: 200, resp: map[string]any{}}},
 	}

@@ -47,6 +47,7 @@ var matrixCases = map[string]routeCase{
 	"GET /api/v1/recordings/{id}":              {req: onTarget("", ""), ok: 200},
 	"GET /api/v1/recordings/{id}/audio":        {req: onTarget("/audio", ""), ok: 200},
 	"GET /api/v1/recordings/{id}/download":     {req: onTarget("/download?format=wav", ""), ok: 200},
+	"GET /api/v1/recordings/{id}/peaks":        {req: onTarget("/peaks?n=50", ""), ok: 200},
 	"POST /api/v1/recordings/download": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
 		return "/api/v1/recordings/download", `{"ids":["` + f.target + `"],"format":"wav"}`, f.target
 	}, ok: 200},
@@ -65,6 +66,7 @@ var matrixCases = map[string]routeCase{
 		return "/api/v1/groups/gm", `{"name":"Matrix group","supervisors":[]}`, ""
 	}, ok: 200},
 	"GET /api/v1/tenants":   {req: plain("/api/v1/tenants", ""), ok: 200},
+	"GET /api/v1/storage":   {req: plain("/api/v1/storage", ""), ok: 200},
 	"GET /api/v1/retention": {req: plain("/api/v1/retention", ""), ok: 200},
 	"PUT /api/v1/retention": {req: plain("/api/v1/retention", `{"days":3650}`), ok: 200},
 	"POST /api/v1/recordings/preserve": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {

@@ -93,6 +93,37 @@ type pageData struct {
 
 	// Detail page.
 	RecID string
+
+	// Admin page.
+	GlobalAdmin bool // an admin of the default tenant: manages tenants
+	RoleTable   roleTable
+}
+
+// roleTable is what each role may do at most (roleActions): the admin
+// page shows it, so the matrix an admin reads is the one the API enforces.
+type roleTable struct {
+	Actions []string
+	Rows    []roleRow
+}
+
+type roleRow struct {
+	Role    string
+	Allowed []bool
+}
+
+func roleTableOf() roleTable {
+	var t roleTable
+	for a := Action(0); a < numActions; a++ {
+		t.Actions = append(t.Actions, a.String())
+	}
+	for _, r := range Roles {
+		row := roleRow{Role: string(r), Allowed: make([]bool, numActions)}
+		for _, a := range roleActions[r] {
+			row.Allowed[a] = true
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
 }
 
 // tableView is the server-rendered first page of the recordings table.
@@ -375,6 +406,7 @@ func (pg *pages) handleAdmin(w http.ResponseWriter, r *http.Request, p *Principa
 		return
 	}
 	d.Script, d.Title, d.Nav = "admin.js", d.L.T("nav.admin"), "admin"
+	d.GlobalAdmin, d.RoleTable = p.User.Tenant == "", roleTableOf()
 	pg.render(w, "admin.html", http.StatusOK, d)
 }
 

@@ -442,3 +442,44 @@ func applyAll(_ context.Context, e *testEnv, cmds []meta.Command) error {
 	}
 	return nil
 }
+
+// TestAdminPage: the admin page has every section an admin works with;
+// the tenants section only for the installation's admins (the API
+// refuses tenant admins anyway); the role table is the one the API
+// enforces (roleActions).
+func TestAdminPage(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addUser("admin", meta.RoleAdmin)
+	if _, err := e.st.Apply(context.Background(), &meta.CreateTenant{Tenant: meta.Tenant{ID: "acme", Name: "Acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	acme := e.addUser("acme-admin", meta.RoleAdmin, func(u *meta.User) { u.Tenant = "acme" })
+	r := e.page(e.signIn("admin"), "/admin")
+	if r.code != 200 {
+		t.Fatalf("%d", r.code)
+	}
+	for _, id := range []string{"users", "user-form", "u-groups", "u-supervised", "groups", "group-form", "g-supervisors", "g-members", "g-restrict",
+		"roles", "tenants", "tenant-form", "retention", "retention-form", "storage"} {
+		if !has(r.body, id) {
+			t.Errorf("admin page lacks #%s", id)
+		}
+	}
+	body := string(r.body)
+	for _, role := range Roles {
+		i := strings.Index(body, `<tr data-role="`+string(role)+`">`)
+		if i < 0 {
+			t.Fatalf("no role row %s", role)
+		}
+		row := body[i : i+strings.Index(body[i:], "</tr>")]
+		if got, want := strings.Count(row, "✓"), len(roleActions[role]); got != want {
+			t.Errorf("role %s shows %d allowed actions, roleActions has %d", role, got, want)
+		}
+	}
+	// The test's sign-in knows the default tenant only: the tenant admin's
+	// session is made directly.
+	sid, _ := e.srv.sess.create(acme.ID, acme.Username, string(acme.Role))
+	r = e.page(&http.Cookie{Name: sessionCookie, Value: sid}, "/admin")
+	if r.code != 200 || has(r.body, "tenants") || has(r.body, "tenant-form") || !has(r.body, "groups") {
+		t.Errorf("tenant admin: %d, tenants section present: %v", r.code, has(r.body, "tenants"))
+	}
+}

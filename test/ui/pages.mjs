@@ -86,6 +86,21 @@ await run(async (browser) => {
   await admin.waitForFunction((first) => document.querySelector('#recordings tbody tr').dataset.id !== first, p1[0]);
   const starts = await admin.$$eval('#recordings tbody time', (ts) => ts.map((t) => t.getAttribute('datetime')));
   check(starts.every((s, i) => i === 0 || starts[i - 1] <= s), `oldest first ${starts}`);
+  // Other columns sort the page on screen (the store sorts by time only).
+  await admin.goto(base + '/recordings/all');
+  await admin.click('th[data-col="duration"] button');
+  check((await admin.getAttribute('th[data-col="duration"]', 'aria-sort')) === 'ascending' && (await admin.isVisible('#sort-note')), 'duration sort marked and explained');
+  check((await admin.getAttribute('#th-start', 'aria-sort')) === 'none', 'start no longer marked as the sort');
+  const secs = () => admin.$$eval('#recordings tbody tr td:nth-child(4)', (tds) => tds.map((td) => td.textContent.trim().split(':').reduce((a, x) => a * 60 + Number(x), 0)));
+  const up = await secs();
+  check(up.length === 8 && up.every((d, i) => i === 0 || up[i - 1] <= d) && up[7] > up[0], `ascending durations ${up}`);
+  await admin.click('th[data-col="duration"] button');
+  check((await ids(admin))[0] === longId && (await admin.getAttribute('th[data-col="duration"]', 'aria-sort')) === 'descending', 'descending: the one-hour call first');
+  await admin.click('th[data-col="remote"] button');
+  const remotes = await admin.$$eval('#recordings tbody tr td:nth-child(8)', (tds) => tds.map((td) => td.textContent.trim()));
+  check(remotes.every((r, i) => i === 0 || remotes[i - 1].localeCompare(r, 'en', { numeric: true }) <= 0), `remote parties ascending ${remotes}`);
+  await admin.click('#sort-clear');
+  await admin.waitForFunction(() => document.getElementById('sort-note').hidden && document.getElementById('th-start').getAttribute('aria-sort') === 'descending');
   // Quick filter: a click on a direction cell narrows to it.
   await admin.goto(base + '/recordings/all');
   await admin.click('#recordings tbody tr:nth-child(1) button.qf[data-filter="direction"]');
@@ -144,6 +159,63 @@ await run(async (browser) => {
   await admin.waitForURL(base + '/', { timeout: 5000 });
   check(!(await ids(admin)).includes(victim), 'deleted recording gone from the list');
 
+  // ---- Administration through the pages (admin); others lack it ----
+  for (const user of ['aud', 'alice']) {
+    const p = await signIn(browser, user, pw);
+    check(!(await present(p, '#nav-admin')), `${user} has no admin link`);
+    const res = await p.goto(base + '/admin');
+    check(res.status() === 404 && !(await present(p, '#users')) && !(await present(p, '#group-form')), `${user} gets no admin page (${res.status()})`);
+    await p.context().close();
+  }
+  await admin.goto(base + '/admin');
+  await admin.waitForFunction(() => document.getElementById('main').dataset.loaded === 'true');
+  check(await present(admin, '#tenants') && await present(admin, '#roles tr[data-role="auditor"]'), 'global admin sees tenants and the role table');
+  // A group with a supervisor and a member, restricted to play and notes.
+  await admin.fill('#g-name', 'Night Shift');
+  const uid = async (name) => admin.$eval(`#users tr[data-username="${name}"]`, (r) => r.dataset.id);
+  await admin.selectOption('#g-supervisors', [await uid('sup')]);
+  await admin.selectOption('#g-members', [await uid('sup')]);
+  await admin.check('#g-restrict');
+  for (const v of ['download', 'delete', 'preserve', 'bulkDownload', 'upload']) await admin.uncheck(`#g-perms input[value="${v}"]`);
+  await admin.click('#g-submit');
+  await admin.waitForSelector('#groups tr[data-id="night-shift"]');
+  await admin.waitForFunction(() => /sup/.test(document.querySelector('#groups tr[data-id="night-shift"] .members').textContent));
+  check((await admin.textContent('#groups tr[data-id="night-shift"] .supervisors')).includes('sup'), 'group lists its supervisor');
+  await admin.waitForFunction(() => /Night Shift/.test(document.querySelector('#users tr[data-username="sup"] .groups').textContent));
+  const eff = await admin.textContent('#users tr[data-username="sup"] .effective');
+  check(!/Download/.test(eff) && /Play/.test(eff), `sup's effective permissions follow the group: ${eff}`);
+  // A user in that group, made with the form (keyboard: Space ticks a box).
+  await admin.fill('#u-name', 'newbie');
+  await admin.fill('#u-display', 'New Agent');
+  await admin.fill('#u-password', 'a new agent password');
+  await admin.selectOption('#u-role', 'user');
+  await admin.selectOption('#u-groups', ['night-shift']);
+  await admin.click('#u-submit');
+  await admin.waitForSelector('#users tr[data-username="newbie"]');
+  check((await admin.textContent('#users tr[data-username="newbie"] .groups')).includes('Night Shift'), 'new user is in the group');
+  // Edit: make newbie a supervisor, then disable.
+  await admin.click('#users tr[data-username="newbie"] button.edit');
+  check(await admin.inputValue('#u-name') === 'newbie' && !(await admin.isVisible('#u-password')), 'edit form filled, no password field');
+  await admin.selectOption('#u-role', 'supervisor');
+  await admin.click('#u-submit');
+  await admin.waitForFunction(() => document.querySelector('#users tr[data-username="newbie"] .role').textContent !== document.querySelector('#users tr[data-username="alice"] .role').textContent);
+  await admin.click('#users tr[data-username="newbie"] .actions button:nth-of-type(2)');
+  await admin.waitForFunction(() => document.querySelector('#users tr[data-username="newbie"] .state').textContent !== document.querySelector('#users tr[data-username="alice"] .state').textContent);
+  // Retention of the group, then removed again.
+  await admin.selectOption('#r-group', 'night-shift');
+  await admin.fill('#r-days', '400');
+  await admin.click('#retention-form button[type="submit"]');
+  await admin.waitForSelector('#retention tr[data-group="night-shift"]');
+  await admin.click('#retention tr[data-group="night-shift"] button');
+  await admin.waitForFunction(() => !document.querySelector('#retention tr[data-group="night-shift"]'));
+  // A tenant.
+  await admin.fill('#t-name', 'Acme Branch');
+  await admin.click('#tenant-form button');
+  await admin.waitForSelector('#tenants tr[data-id="acme-branch"]');
+  report.storageTiers = await admin.locator('#storage tbody tr').count();
+  check(report.storageTiers > 0 || await admin.isVisible('#no-storage'), 'storage panel shows tiers or says why not');
+  check(admin.errors.length === 0, `admin page: no script errors: ${admin.errors}`);
+
   // ---- Screenshots of every page in English and German ----
   for (const lang of ['en', 'de']) {
     const p = await signIn(browser, 'admin', adminPW, lang);
@@ -170,6 +242,17 @@ await run(async (browser) => {
   await alice.goto(base + '/recordings/' + longId);
   await alice.waitForSelector('#d-call dt');
   await alice.waitForFunction(() => document.getElementById('audio').readyState >= 1);
+  // The waveform is drawn from the server's peaks: the tone's second half
+  // is louder (16000 against 6000), so its bars are taller.
+  await alice.waitForSelector('#wave[data-drawn="true"]', { timeout: 30000 });
+  const wave = await alice.evaluate(() => {
+    const c = document.getElementById('wave');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height / 2).data;
+    const height = (x) => { let n = 0; for (let y = 0; y < c.height / 2; y++) if (d[4 * (y * c.width + x) + 3] > 0) n++; return n; };
+    return { buckets: Number(c.dataset.buckets), first: height(Math.floor(c.width / 4)), second: height(Math.floor((3 * c.width) / 4)) };
+  });
+  check(wave.buckets === 1200 && wave.first > 5 && wave.second > wave.first * 2, `waveform drawn from peaks ${JSON.stringify(wave)}`);
+  report.waveform = wave;
   check((await alice.textContent('#ch-left')).includes('alice'), 'left channel names the local party');
   // Keyboard: focus the play button and press Enter.
   await alice.focus('#play');

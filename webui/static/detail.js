@@ -1,5 +1,5 @@
 // A recording's page: the player (play/pause, seek, speed, volume), a
-// waveform computed in the browser from the WAV the API streams, channel
+// waveform drawn from the peaks the server computes (…/peaks), channel
 // labels, bookmark markers that seek, and the recording's details and
 // annotations. Controls the user may not use are not in the HTML at all
 // (the server left them out); this module only wires what is there.
@@ -251,70 +251,32 @@ if (audio) {
   drawWaveform();
 }
 
-// drawWaveform streams the WAV once and keeps only the peaks: a one-hour
-// call is 115 MB of stereo PCM, which is never held in memory. Left
-// channel (local party) on top, right (remote) below.
+// drawWaveform asks the server for the peaks (GET …/peaks: min and max
+// per bucket and channel, a few kilobytes) instead of streaming the whole
+// WAV into the browser (115 MB for a one-hour stereo call). Left channel
+// (local party) on top, right (remote) below.
 async function drawWaveform() {
   const canvas = $('wave');
   const ctx = canvas.getContext('2d');
   const W = canvas.width, H = canvas.height;
   try {
-    const res = await fetch(audio.getAttribute('src'), { credentials: 'same-origin' });
-    if (!res.ok || !res.body) return;
-    const reader = res.body.getReader();
-    let header = new Uint8Array(0);
-    let channels = 0, frames = 0, perBucket = 1, sampleIndex = 0, carry = -1;
-    let peaks = null;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      let chunk = value;
-      if (!channels) {
-        const joined = new Uint8Array(header.length + chunk.length);
-        joined.set(header);
-        joined.set(chunk, header.length);
-        if (joined.length < 44) { header = joined; continue; }
-        const v = new DataView(joined.buffer);
-        channels = v.getUint16(22, true);
-        const bits = v.getUint16(34, true);
-        const dataBytes = v.getUint32(40, true);
-        if (bits !== 16 || channels < 1) return;
-        frames = Math.floor(dataBytes / (2 * channels));
-        perBucket = Math.max(1, Math.ceil(frames / W));
-        peaks = Array.from({ length: channels }, () => new Float32Array(W));
-        chunk = joined.subarray(44);
-      }
-      let i = 0;
-      if (carry >= 0 && chunk.length) {
-        const s = ((chunk[0] << 8) | carry) << 16 >> 16;
-        addSample(s);
-        i = 1;
-        carry = -1;
-      }
-      for (; i + 1 < chunk.length; i += 2) {
-        addSample(((chunk[i + 1] << 8) | chunk[i]) << 16 >> 16);
-      }
-      if (i < chunk.length) carry = chunk[i];
-    }
-    function addSample(s) {
-      const ch = sampleIndex % channels;
-      const b = Math.floor(sampleIndex / channels / perBucket);
-      const a = Math.abs(s) / 32768;
-      if (b < W && a > peaks[ch][b]) peaks[ch][b] = a;
-      sampleIndex++;
-    }
-    if (!peaks) return;
+    const pk = await api('GET', base + '/peaks?n=' + W);
+    if (!pk.buckets) return;
     ctx.clearRect(0, 0, W, H);
-    const lane = H / channels;
+    const lane = H / pk.channels;
     const colors = ['#1f5fbf', '#2e8b57'];
-    for (let c = 0; c < channels; c++) {
+    const step = W / pk.buckets;
+    for (let c = 0; c < pk.channels; c++) {
       ctx.fillStyle = colors[c % colors.length];
       const mid = lane * c + lane / 2;
-      for (let x = 0; x < W; x++) {
-        const h = Math.max(1, peaks[c][x] * (lane / 2 - 2));
-        ctx.fillRect(x, mid - h, 1, 2 * h);
+      const scale = (lane / 2 - 2) / 32768;
+      for (let b = 0; b < pk.buckets; b++) {
+        const top = mid - Math.max(0, pk.max[c][b]) * scale;
+        const bottom = mid - Math.min(0, pk.min[c][b]) * scale;
+        ctx.fillRect(b * step, top, Math.max(1, step), Math.max(1, bottom - top));
       }
     }
+    canvas.dataset.buckets = String(pk.buckets);
     canvas.dataset.drawn = 'true';
   } catch (err) {
     // The waveform is an aid; playback works without it.

@@ -1,4 +1,5 @@
-// The recordings table: filters, quick filters, sorting, cursor paging,
+// The recordings table: filters, quick filters, sorting (start time in
+// the store; the other columns within the page shown), cursor paging,
 // auto-refresh every 15 s that keeps the selection and the scroll
 // position, and multi-select download (zip) and delete. The server
 // rendered the first page; this module takes over from there and builds
@@ -101,8 +102,54 @@ function init() {
     $('page-next').disabled = !next;
     $('page-prev').disabled = back.length === 0;
     $('page-first').disabled = back.length === 0;
+    applyPageSort();
     syncSelection();
   }
+
+  // Sorting. The store sorts by start time only: meta.Search walks its
+  // time index, newest or oldest first, and its cursor depends on that
+  // order. Every other column sorts the rows of the page on screen, in the
+  // browser, and the page says so (#sort-note); an auto-refresh or a new
+  // page keeps that column's order.
+  let pageSort = null; // { key, col, num, dir: 1 ascending | -1 descending }
+  const headers = [...table.tHead.rows[0].cells];
+  const collator = new Intl.Collator(document.documentElement.lang, { numeric: true, sensitivity: 'base' });
+
+  function cellValue(tr, col, num) {
+    const text = tr.cells[col].textContent.trim();
+    if (!num) return text;
+    if (text.includes(':')) return text.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
+    return Number(text.replace(/[^0-9.]/g, '')) || 0;
+  }
+
+  function applyPageSort() {
+    for (const th of headers) {
+      if (th.dataset.col) th.setAttribute('aria-sort', pageSort && pageSort.key === th.dataset.col ? (pageSort.dir > 0 ? 'ascending' : 'descending') : 'none');
+    }
+    $('th-start').setAttribute('aria-sort', pageSort ? 'none' : (params.get('sort') === 'oldest' ? 'ascending' : 'descending'));
+    $('sort-note').hidden = !pageSort;
+    if (!pageSort) return;
+    const { col, num, dir } = pageSort;
+    // Array sort is stable: equal values keep the store's time order.
+    const rows = [...tbody.rows].sort((a, b) => {
+      const x = cellValue(a, col, num), y = cellValue(b, col, num);
+      return dir * (num ? x - y : collator.compare(x, y));
+    });
+    tbody.append(...rows);
+  }
+
+  for (const b of table.tHead.querySelectorAll('button.sort')) {
+    b.addEventListener('click', () => {
+      const th = b.closest('th');
+      const key = b.dataset.key;
+      pageSort = pageSort && pageSort.key === key ? { ...pageSort, dir: -pageSort.dir } : { key, col: headers.indexOf(th), num: b.dataset.kind === 'num', dir: 1 };
+      applyPageSort();
+    });
+  }
+  $('sort-clear').addEventListener('click', () => {
+    pageSort = null;
+    load(cursor, true);
+  });
 
   // load shows the page at cursor c. keepView keeps the scroll position
   // (auto-refresh); the selection is kept always.
@@ -140,7 +187,7 @@ function init() {
     back.length = 0;
     say('');
     renderChips();
-    setSortHeader();
+    applyPageSort();
     return load('', false);
   }
 
@@ -166,10 +213,6 @@ function init() {
     $('chips').replaceChildren(...chips);
   }
 
-  function setSortHeader() {
-    $('th-start').setAttribute('aria-sort', params.get('sort') === 'oldest' ? 'ascending' : 'descending');
-  }
-
   function syncSelection() {
     const boxes = tbody.querySelectorAll('input.sel');
     for (const b of boxes) b.checked = selected.has(b.value);
@@ -192,6 +235,7 @@ function init() {
     search();
   });
   $('sort-start').addEventListener('click', () => {
+    pageSort = null;
     $('f-sort').value = $('f-sort').value === 'oldest' ? 'newest' : 'oldest';
     search();
   });
