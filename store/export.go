@@ -17,12 +17,10 @@ import (
 // uploaded (decrypted; its SHA-256 is the one sealed into the metadata and
 // the audit chain), the same as a stereo WAV (local party left), its
 // metadata without key material, its notes and bookmarks, and its audit
-// entries. Each export is audited first, so the bundle holds its own
-// export entry, and the audit chain is checkpointed, so the entries it
-// holds are signed.
-//
-// The SIP messages of captured calls are not in bundles yet: capture does
-// not keep them (see the issue notes).
+// entries; for a call captured from the network, its SIP messages as text
+// (sip.txt) and as a capture file Wireshark opens (sip.pcap). Each export
+// is audited first, so the bundle holds its own export entry, and the
+// audit chain is checkpointed, so the entries it holds are signed.
 func (s *Store) Export(ctx context.Context, w io.Writer, ids []string, by, address string) (bundle.Manifest, error) {
 	recs := make([]meta.Recording, 0, len(ids))
 	for _, id := range ids {
@@ -96,6 +94,27 @@ func (s *Store) exportOne(ctx context.Context, bw *bundle.Writer, rec meta.Recor
 	pr.CloseWithError(err) // stops the renderer if the bundle failed
 	if err != nil {
 		return br, fmt.Errorf("render stereo WAV: %w", err)
+	}
+
+	msgs, err := s.Signalling(rec.ID)
+	if err != nil {
+		return br, fmt.Errorf("SIP messages: %w", err)
+	}
+	if len(msgs) > 0 {
+		br.SIPText, br.SIPPcap = dir+"sip.txt", dir+"sip.pcap"
+		var txt, pcap bytes.Buffer
+		if err := writeSignalText(&txt, msgs); err != nil {
+			return br, err
+		}
+		if err := writeSignalPcap(&pcap, msgs); err != nil {
+			return br, fmt.Errorf("SIP capture file: %w", err)
+		}
+		if _, err := bw.Add(br.SIPText, &txt); err != nil {
+			return br, err
+		}
+		if _, err := bw.Add(br.SIPPcap, &pcap); err != nil {
+			return br, err
+		}
 	}
 
 	clean := rec

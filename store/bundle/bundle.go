@@ -12,7 +12,9 @@
 //	fingerprint.txt     SHA-256 of the raw 32-byte public key, hex
 //	SHA256SUMS          the same hashes in sha256sum's format (listed in the manifest)
 //	README.txt          how to verify with openssl and sha256sum alone
-//	recordings/...      the exported files
+//	recordings/REF/...  the exported files of each recording: audio as captured
+//	                    and as stereo WAV, metadata, notes, bookmarks, audit
+//	                    entries, and for captured calls sip.txt and sip.pcap
 //
 // Verify trusts nothing in the bundle but the public key, and that only
 // when its fingerprint is the one the caller expects. Everything else
@@ -83,6 +85,11 @@ type Recording struct {
 	AudioSHA256 string `json:"audioSha256"`
 	AudioFile   string `json:"audioFile"` // path of the audio as captured
 	FileSHA256  string `json:"fileSha256"`
+	// SIPText and SIPPcap are the call's SIP messages as text and as a
+	// capture file, for calls captured from the network (paths; empty
+	// when the recording has none).
+	SIPText string `json:"sipText,omitempty"`
+	SIPPcap string `json:"sipPcap,omitempty"`
 }
 
 // Manifest is manifest.json.
