@@ -182,17 +182,34 @@ func (db *DB) Dump(w io.Writer) error {
 // Check verifies bbolt's page structure and that every name index, token
 // index and recording index agrees with the primary records, both ways.
 // It reads everything, so it is for tests, fuzzing and `callvault verify`.
+//
+// It runs in a write transaction that it rolls back, never commits: bbolt's
+// page check compares the transaction's pages with the database's live
+// freelist, which in a read transaction already holds pages that commits
+// made meanwhile freed but this snapshot still reaches ("reachable freed"
+// under a busy audit queue, a false alarm). Holding the writer lock keeps
+// the two in step.
 func (db *DB) Check() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			return fmt.Errorf("%w: bbolt: %w", ErrCorrupt, err)
 		}
 		if err := checkAccounts(tx); err != nil {
 			return err
 		}
-		return checkRecordings(tx)
+		if err := checkRecordings(tx); err != nil {
+			return err
+		}
+		return errCheckDone
 	})
+	if errors.Is(err, errCheckDone) {
+		return nil
+	}
+	return err
 }
+
+// errCheckDone rolls Check's write transaction back.
+var errCheckDone = errors.New("meta: check done")
 
 // checkUnique verifies that the name index idx holds exactly the keys
 // derived by keyOf from the primary bucket, each pointing back at its ID.
