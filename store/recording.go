@@ -30,7 +30,7 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	w      *recfile.Writer
-	audio  hash.Hash // SHA-256 of the plaintext written: the audio hash sealed on Close
+	audio  hash.Hash // SHA-256 of the plaintext, fed by the writer as it seals chunks: the audio hash sealed on Close
 	dek    []byte
 	err    error // first write error; the recording is then recovered on Close
 	closed bool
@@ -121,7 +121,10 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 		keyring.Zero(dek)
 		return nil, s.classify(fmt.Errorf("create directory: %w", err))
 	}
-	var wopts []recfile.CreateOption
+	// The audio hash is fed where each chunk is sealed: on the pipelined
+	// writer's sealing goroutine for a bulk recording, off the uploader's.
+	audioHash := sha256.New()
+	wopts := []recfile.CreateOption{recfile.PlainHash(audioHash)}
 	if o.bulk {
 		wopts = append(wopts, recfile.Pipelined())
 	}
@@ -144,7 +147,7 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 		keyring.Zero(dek)
 		return nil, fmt.Errorf("commit new recording: %w", err)
 	}
-	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk, audio: sha256.New()}
+	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk, audio: audioHash}
 	s.mu.Lock()
 	s.open[rec.ID] = r
 	s.mu.Unlock()
@@ -167,7 +170,6 @@ func (r *Recorder) Write(p []byte) (int, error) {
 		return 0, r.err
 	}
 	n, err := r.w.Write(p)
-	r.audio.Write(p[:n])
 	r.s.stats.BytesWritten.Add(int64(n))
 	if err != nil {
 		r.err = r.s.classify(fmt.Errorf("write recording %s: %w", r.id, err))
@@ -252,10 +254,13 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	status := meta.StatusComplete
 	if werr == nil {
 		size = r.w.Size()
-		audioHash = hex.EncodeToString(r.audio.Sum(nil))
 		sum, werr = r.w.Close()
 		if werr != nil {
 			werr = r.s.classify(fmt.Errorf("seal recording %s: %w", r.id, werr))
+		} else {
+			// Only now: the writer feeds the hash as it seals, the last
+			// chunk inside Close.
+			audioHash = hex.EncodeToString(r.audio.Sum(nil))
 		}
 	}
 	if werr != nil {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +148,60 @@ func writePlain(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// BenchmarkSearchAPI answers GET /api/v1/recordings (the default search: an
+// admin's last 7 days, the first page of 50) through the whole handler with
+// CALLVAULT_SEARCH_N recordings in the store (default 20,000), from
+// GOMAXPROCS goroutines at once, and reports the server time and
+// allocations per page: the CPU one search costs, which is what bounds the
+// search API's latency under many clients (test/search_load_test.go).
+func BenchmarkSearchAPI(b *testing.B) {
+	n := 20_000
+	if s := os.Getenv("CALLVAULT_SEARCH_N"); s != "" {
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := newEnv(b, nil)
+	e.addUser("admin", meta.RoleAdmin)
+	agents := make([]meta.User, 40)
+	for i := range agents {
+		agents[i] = e.addUser(fmt.Sprintf("agent%02d", i), meta.RoleUser, func(u *meta.User) { u.DisplayName = fmt.Sprintf("Agent %02d", i) })
+	}
+	now := e.clock.Now()
+	span := 30 * 24 * time.Hour
+	cmds := make([]meta.Command, 0, n)
+	for i := range n {
+		u := agents[i%len(agents)]
+		at := now.Add(-time.Duration(int64(span) / int64(n) * int64(n-i)))
+		cmds = append(cmds, &meta.CreateRecording{Recording: meta.Recording{
+			ID: fmt.Sprintf("%08x-0000-7000-9000-%012x", at.UnixMilli()>>16, i), Start: at, Duration: int64(20_000 + i%400_000),
+			Direction: [2]meta.Direction{meta.DirIncoming, meta.DirOutgoing}[i%2], Source: meta.SourceMirror, SIPCallIDIngress: fmt.Sprintf("%x@sbc.example.com", i*7919),
+			LocalParty:  meta.LocalParty{User: u.ID, Username: u.Username, Name: u.DisplayName, Number: fmt.Sprintf("2%03d", i%1000)},
+			RemoteParty: meta.RemoteParty{Number: fmt.Sprintf("+4144%07d", i%9_999_999), Name: "Customer Name"},
+			Status:      meta.StatusComplete, Channels: 2, Codecs: []string{"PCMU"},
+		}})
+	}
+	if err := applyAll(context.Background(), e, cmds); err != nil {
+		b.Fatal(err)
+	}
+	req := basic(httptest.NewRequest(http.MethodPost, "/api/v1/tokens", strings.NewReader(`{"label":"bench"}`)), "admin")
+	var created createTokenResponse
+	e.do(req).json(b, &created)
+	tok := created.Token
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/recordings", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			rec := httptest.NewRecorder()
+			e.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || rec.Body.Len() < 50*200 {
+				b.Errorf("%d, %d bytes", rec.Code, rec.Body.Len())
+				return
+			}
+		}
+	})
 }

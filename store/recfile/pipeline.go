@@ -13,7 +13,18 @@ type CreateOption func(*createConfig)
 
 type createConfig struct {
 	pipelined bool
-	buffers   int // chunk buffers of a pipelined Writer; 0 means pipelineBuffers
+	buffers   int       // chunk buffers of a pipelined Writer; 0 means pipelineBuffers
+	plain     hash.Hash // fed every plaintext byte, in order; nil for none
+}
+
+// PlainHash makes the Writer feed every plaintext byte it seals, in order,
+// to h: the caller's hash of the content (the store's audio hash, which an
+// export proves against), computed where the chunk is sealed. A pipelined
+// Writer does it on its sealing goroutine, so a caller streaming an upload
+// does not pay a SHA-256 pass on its own goroutine. h may be read only
+// after Close or Abort returns.
+func PlainHash(h hash.Hash) CreateOption {
+	return func(c *createConfig) { c.plain = h }
 }
 
 // Pipelined makes the Writer spread its work over two goroutines of its own,
@@ -26,6 +37,9 @@ type createConfig struct {
 // Flush or Close after it rather than by the Write that filled the chunk;
 // and the Writer must end with Close, Abort or Abandon, which stop the
 // goroutines (as it must anyway, to close its file).
+//
+// Sealing (AES-GCM, and the PlainHash if any) runs on a goroutine of the
+// Writer's too, so the caller only copies plaintext into chunk buffers.
 //
 // It is meant for bulk writing (an upload, an import, a copy between
 // tiers), where throughput matters. A live call writes 16 kB/s and flushes
@@ -48,26 +62,33 @@ const (
 	writebackEvery = 1 << 20
 )
 
-// chunkJob goes from the caller to the writer goroutine and, for a chunk,
-// on to the hasher goroutine.
+// chunkJob goes from the caller to the sealer goroutine, then to the
+// writer and, for a chunk, on to the hasher goroutine.
 type chunkJob struct {
-	chunk []byte // the sealed chunk, [length][ciphertext][tag]; nil for a sync
-	index uint64 // the chunk's index, for the error message
+	// chunk is the chunk buffer: [length][plaintext (n)] from the caller,
+	// [length][ciphertext][tag] once sealed; nil for a sync.
+	chunk []byte
+	n     int    // plaintext bytes in chunk
+	index uint64 // the chunk's index: its nonce, and for the error message
+	flags byte   // the chunk's flags (flagLast)
 	sync  bool   // fsync everything written so far and answer on synced
 }
 
-// pipeline is the two goroutines of a pipelined Writer and the channels
+// pipeline is the three goroutines of a pipelined Writer and the channels
 // between them:
 //
-//	caller ──toWrite──► writer ──toHash──► hasher ──free──► caller
-//	   seal             write(2)            SHA-256
+//	caller ──toSeal──► sealer ──toWrite──► writer ──toHash──► hasher ──free──► caller
+//	 copy          AES-GCM, PlainHash       write(2)          SHA-256
 //
-// Buffers circulate: the caller seals a chunk in one and sends it on, then
-// takes an empty one from free. A chunk is never copied and nothing is
-// allocated per chunk. The writer comes before the hasher so that a Flush
-// waits only for the writes, not for the hashing; the seal hash is needed
-// only at Close, after both goroutines have stopped.
+// Buffers circulate: the caller fills a chunk buffer with plaintext and
+// sends it on, then takes an empty one from free. A chunk is never copied
+// and nothing is allocated per chunk. The writer comes before the hasher so
+// that a Flush waits only for the writes, not for the hashing; the seal
+// hash is needed only at Close, after the goroutines have stopped. Each
+// stage handles the chunks in order, so the file, the seal hash and the
+// plaintext hash are what the unpipelined Writer makes.
 type pipeline struct {
+	toSeal  chan chunkJob
 	toWrite chan chunkJob
 	toHash  chan chunkJob
 	free    chan []byte
@@ -90,9 +111,10 @@ type pipeline struct {
 
 // startPipeline allocates buffers chunk buffers of size bytes each, starts
 // the goroutines, and returns the pipeline and the caller's first buffer.
-// From here on the goroutines own f's writes and h until stop.
-func startPipeline(f *os.File, path string, h hash.Hash, size, buffers int) (*pipeline, []byte) {
+// From here on the goroutines own f's writes, cc, h and plain until stop.
+func startPipeline(f *os.File, path string, cc *chunkCipher, h, plain hash.Hash, size, buffers int) (*pipeline, []byte) {
 	p := &pipeline{
+		toSeal:  make(chan chunkJob, buffers),
 		toWrite: make(chan chunkJob, buffers),
 		toHash:  make(chan chunkJob, buffers),
 		free:    make(chan []byte, buffers),
@@ -104,7 +126,11 @@ func startPipeline(f *os.File, path string, h hash.Hash, size, buffers int) (*pi
 		p.free <- backing[i*size : (i+1)*size : (i+1)*size]
 	}
 	wb := newWriteback(f)
-	p.wg.Add(2)
+	p.wg.Add(3)
+	go func() {
+		defer p.wg.Done()
+		p.seal(cc, plain)
+	}()
 	go func() {
 		defer p.wg.Done()
 		p.write(f, path, wb)
@@ -114,6 +140,22 @@ func startPipeline(f *os.File, path string, h hash.Hash, size, buffers int) (*pi
 		p.hashChunks()
 	}()
 	return p, backing[:size:size]
+}
+
+// seal seals the chunks it is given in place, in order, feeding their
+// plaintext to plain first, and passes them on to the writer.
+func (p *pipeline) seal(cc *chunkCipher, plain hash.Hash) {
+	defer close(p.toWrite)
+	for j := range p.toSeal {
+		if !j.sync && !p.discard.Load() {
+			pt := j.chunk[lenSize : lenSize+j.n]
+			if plain != nil {
+				plain.Write(pt)
+			}
+			j.chunk = j.chunk[:lenSize+len(cc.seal(pt, j.index, j.flags))]
+		}
+		p.toWrite <- j
+	}
 }
 
 // write writes the chunks it is given, in order, until toWrite is closed,
@@ -177,20 +219,20 @@ func (p *pipeline) failure() error {
 	return nil
 }
 
-// hand passes a sealed chunk on and returns an empty buffer, waiting if all
-// the others are still queued.
-func (p *pipeline) hand(chunk []byte, index uint64) []byte {
-	p.toWrite <- chunkJob{chunk: chunk, index: index}
+// hand passes a chunk buffer holding n bytes of plaintext on to be sealed
+// and returns an empty buffer, waiting if all the others are still queued.
+func (p *pipeline) hand(buf []byte, n int, index uint64, flags byte) []byte {
+	p.toSeal <- chunkJob{chunk: buf, n: n, index: index, flags: flags}
 	return <-p.free
 }
 
 // sync waits until every chunk handed over so far is written and fsynced.
 func (p *pipeline) sync() error {
-	p.toWrite <- chunkJob{sync: true}
+	p.toSeal <- chunkJob{sync: true}
 	return <-p.synced
 }
 
-// stop ends both goroutines and waits for them. Chunks still queued are
+// stop ends the goroutines and waits for them. Chunks still queued are
 // written and hashed unless discard is set. It may be called more than once.
 func (p *pipeline) stop(discard bool) {
 	if p.stopped {
@@ -200,6 +242,6 @@ func (p *pipeline) stop(discard bool) {
 	if discard {
 		p.discard.Store(true)
 	}
-	close(p.toWrite)
+	close(p.toSeal)
 	p.wg.Wait()
 }

@@ -90,7 +90,8 @@ func writeSteps(t *testing.T, path string, chunkSize int, seed uint64, data []by
 
 // TestPipelinedSameFile: a Pipelined Writer writes exactly the bytes the
 // synchronous one does and returns the same seal hash, the SHA-256 of the
-// file, for any mix of write sizes, flushes and chunk sizes.
+// file, for any mix of write sizes, flushes and chunk sizes; both feed
+// PlainHash exactly the data written.
 func TestPipelinedSameFile(t *testing.T) {
 	checkGoroutines(t)
 	for _, chunkSize := range []int{MinChunkSize, 1000, DefaultChunkSize} {
@@ -108,7 +109,12 @@ func TestPipelinedSameFile(t *testing.T) {
 				left -= n
 			}
 			dir := t.TempDir()
-			wantSum := writeSteps(t, filepath.Join(dir, "sync"), chunkSize, seed, data, steps)
+			wantPlain := sha256.Sum256(data)
+			plain := sha256.New()
+			wantSum := writeSteps(t, filepath.Join(dir, "sync"), chunkSize, seed, data, steps, PlainHash(plain))
+			if got := plain.Sum(nil); !bytes.Equal(got, wantPlain[:]) {
+				t.Fatalf("synchronous, chunk size %d, %d bytes: PlainHash %x, want the SHA-256 of the data %x", chunkSize, size, got, wantPlain)
+			}
 			want, err := os.ReadFile(filepath.Join(dir, "sync"))
 			if err != nil {
 				t.Fatal(err)
@@ -118,7 +124,11 @@ func TestPipelinedSameFile(t *testing.T) {
 			}
 			for name, opts := range pipelineModes {
 				path := filepath.Join(dir, name)
-				sum := writeSteps(t, path, chunkSize, seed, data, steps, opts...)
+				plain.Reset()
+				sum := writeSteps(t, path, chunkSize, seed, data, steps, append([]CreateOption{PlainHash(plain)}, opts...)...)
+				if got := plain.Sum(nil); !bytes.Equal(got, wantPlain[:]) {
+					t.Fatalf("%s, chunk size %d, %d bytes: PlainHash %x, want the SHA-256 of the data %x", name, chunkSize, size, got, wantPlain)
+				}
 				got, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
@@ -241,8 +251,8 @@ func TestPipelinedGoroutinesStop(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { w.Abort() })
-				if n := pipelineGoroutines(); n != 2 {
-					t.Fatalf("Create started %d goroutines, want 2", n)
+				if n := pipelineGoroutines(); n != 3 {
+					t.Fatalf("Create started %d goroutines, want 3", n)
 				}
 				if _, err := w.Write(data); err != nil {
 					t.Fatal(err)

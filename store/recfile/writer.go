@@ -32,7 +32,8 @@ type Writer struct {
 	index     uint64 // index of the current chunk
 	sealed    int64  // plaintext bytes in chunks already written
 	hash      hash.Hash
-	err       error // sticky: after a failed write the file is unusable
+	plain     hash.Hash // PlainHash's, or nil; the sealer goroutine's if pipelined
+	err       error     // sticky: after a failed write the file is unusable
 	done      bool
 	unsynced  bool // chunks written since the last fsync (see Seal)
 	// pipe is the goroutines of a Pipelined Writer, nil otherwise. They own
@@ -82,6 +83,7 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		cc:        cc,
 		chunkSize: h.ChunkSize,
 		hash:      sha256.New(),
+		plain:     cfg.plain,
 	}
 	// The header and the directory entry are made durable now, so that after
 	// a crash the file exists with a readable header and Recover can act.
@@ -103,7 +105,7 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		if cfg.buffers <= 0 {
 			cfg.buffers = pipelineBuffers
 		}
-		w.pipe, w.buf = startPipeline(f, path, w.hash, bufSize, cfg.buffers)
+		w.pipe, w.buf = startPipeline(f, path, cc, w.hash, w.plain, bufSize, cfg.buffers)
 	} else {
 		w.buf = make([]byte, bufSize)
 	}
@@ -281,14 +283,17 @@ func (w *Writer) sealChunk(flags byte) error {
 		return w.fail(fmt.Errorf("recfile: chunk index %d exceeds the format's limit %d", w.index, uint64(maxIndex)))
 	}
 	binary.BigEndian.PutUint32(w.buf[0:lenSize], uint32(w.n))
-	ct := w.cc.seal(w.buf[lenSize:lenSize+w.n], w.index, flags)
-	out := w.buf[:lenSize+len(ct)]
 	if w.pipe != nil {
-		w.buf = w.pipe.hand(out, w.index)
+		w.buf = w.pipe.hand(w.buf, w.n, w.index, flags)
 		if err := w.pipe.failure(); err != nil {
 			return w.fail(err)
 		}
 	} else {
+		pt := w.buf[lenSize : lenSize+w.n]
+		if w.plain != nil {
+			w.plain.Write(pt)
+		}
+		out := w.buf[:lenSize+len(w.cc.seal(pt, w.index, flags))]
 		if _, err := w.f.Write(out); err != nil {
 			return w.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err))
 		}
