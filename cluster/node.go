@@ -1,0 +1,523 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/callvault/callvault/store/meta"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Sentinel errors of the cluster. Every error this package returns wraps
+// one of these or one of meta's (test with errors.Is).
+var (
+	// ErrNoLeader: no leader is known (an election is running, or there is
+	// no quorum) and none appeared before the caller's deadline.
+	ErrNoLeader = errors.New("cluster: no leader")
+	// ErrNotLeader: a request that only the leader answers reached a follower.
+	ErrNotLeader = errors.New("cluster: not the leader")
+	// ErrToken: a join token is malformed, unknown, used or expired.
+	ErrToken = errors.New("cluster: invalid join token")
+	// ErrJoin: joining failed (the peer refused, or its CA does not match the token).
+	ErrJoin = errors.New("cluster: join failed")
+	// ErrNoCA: this node does not hold the cluster CA, so it cannot issue tokens or certificates.
+	ErrNoCA = errors.New("cluster: this node does not hold the cluster CA")
+	// ErrIdentity: the node's certificate, key or ID in <data>/cluster is missing or unreadable.
+	ErrIdentity = errors.New("cluster: node identity")
+	// ErrProtocol: a peer sent a frame that does not parse.
+	ErrProtocol = errors.New("cluster: protocol error")
+	// ErrForbidden: the peer's certificate does not name the member it acts for.
+	ErrForbidden = errors.New("cluster: forbidden")
+	// ErrNotEmpty: --join was given for a data directory that already has metadata.
+	ErrNotEmpty = errors.New("cluster: data directory is not empty")
+	// ErrClosed: the node was closed.
+	ErrClosed = errors.New("cluster: node closed")
+)
+
+// Config is the node's configuration, built by the appliance.
+type Config struct {
+	// DataDir is the appliance's data directory: raft keeps its log and
+	// snapshots in <data>/raft, the identity in <data>/cluster.
+	DataDir string
+	// Addr is the cluster port to listen on (host:port).
+	Addr string
+	// Advertise is the address peers dial; default: Addr.
+	Advertise string
+	// DB is the metadata database the FSM applies to.
+	DB *meta.DB
+	// Log receives the node's log lines (raft's own at warning and above).
+	Log *slog.Logger
+
+	// Raft timing; zero values take raft's defaults (1 s heartbeat and
+	// election timeouts), which elect a new leader in 1-3 s.
+	HeartbeatTimeout, ElectionTimeout time.Duration
+	// SnapshotThreshold: entries since the last snapshot that trigger one
+	// (log compaction); default 8192. TrailingLogs kept after it: 10240.
+	SnapshotThreshold, TrailingLogs uint64
+	// SnapshotInterval: how often the threshold is checked; default 2 min.
+	SnapshotInterval time.Duration
+}
+
+// Node is a running raft member.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	id     *identity
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	mux    *mux
+	boltLS *raftboltdb.BoltStore
+	tokens *tokenStore
+	pool   *pool
+	now    func() time.Time
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open starts the node. A data directory without a cluster identity is
+// bootstrapped as a new one-node cluster (creating the CA); one with an
+// identity (from an earlier start, or from Join) starts with its raft state.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = cfg.Addr
+	}
+	n := &Node{cfg: cfg, log: cfg.Log, now: time.Now, closed: make(chan struct{})}
+	bootstrap := false
+	if !hasIdentity(cfg.DataDir) {
+		if err := bootstrapIdentity(cfg.DataDir, n.now()); err != nil {
+			return nil, err
+		}
+		bootstrap = true
+	}
+	id, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n.id = id
+	n.tokens = newTokenStore(cfg.DataDir)
+	n.pool = newPool(id)
+
+	rdir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(rdir, 0o700); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+	if n.boltLS, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(rdir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("cluster: raft log: %w", err)
+	}
+	logs, err := raft.NewLogCache(1024, n.boltLS)
+	if err != nil {
+		return nil, err
+	}
+	raftLog := slogWriter{n.log}
+	snaps, err := raft.NewFileSnapshotStore(rdir, 2, raftLog)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	if n.mux, err = newMux(cfg.Addr, id); err != nil {
+		return nil, err
+	}
+	n.mux.rpc, n.mux.join = n.serveRPC, n.serveJoin
+	n.mux.start()
+	n.trans = raft.NewNetworkTransport(streamLayer{n.mux}, 5, 10*time.Second, raftLog)
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(id.id)
+	rc.LogOutput = raftLog
+	rc.LogLevel = "WARN"
+	// The database is always at least as new as the latest snapshot
+	// (ApplyLog records its index), so restoring one at start would only
+	// go back in time; entries after it are skipped by index.
+	rc.NoSnapshotRestoreOnStart = true
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if bootstrap {
+		has, err := raft.HasExistingState(logs, n.boltLS, snaps)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(cfg.Advertise), Suffrage: raft.Voter}}}
+			if err := raft.BootstrapCluster(rc, logs, n.boltLS, snaps, n.trans, conf); err != nil {
+				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			}
+		}
+	}
+	if n.raft, err = raft.NewRaft(rc, &fsm{db: cfg.DB, log: n.log}, logs, n.boltLS, snaps, n.trans); err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	ok = true
+	n.log.Info("cluster node started", "id", id.id, "addr", cfg.Advertise, "bootstrap", bootstrap, "ca", id.caKey != nil)
+	return n, nil
+}
+
+// ID is this node's ID (also its certificate's common name).
+func (n *Node) ID() string { return n.id.id }
+
+// Close leaves raft running no more: it stops raft, the transport and the
+// cluster port, and closes the raft log. The metadata database is the
+// caller's.
+func (n *Node) Close() {
+	n.closeOnce.Do(func() {
+		close(n.closed)
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				n.log.Warn("raft shutdown", "err", err)
+			}
+		}
+		if n.trans != nil {
+			_ = n.trans.Close()
+		}
+		if n.mux != nil {
+			n.mux.close()
+		}
+		n.pool.close()
+		if n.boltLS != nil {
+			_ = n.boltLS.Close()
+		}
+	})
+}
+
+// slogWriter sends raft's log lines (hclog text) to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn("raft", "msg", string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// applyTimeout bounds a raft.Apply when the context has no deadline.
+const applyTimeout = 10 * time.Second
+
+func timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return applyTimeout
+}
+
+// Commit implements store.Committer: the command is committed through raft
+// and applied on every member; the result is the leader's Apply result.
+// A follower forwards it to the leader. Without a leader it waits (an
+// election takes a second or two) until ctx ends or applyTimeout passes.
+func (n *Node) Commit(ctx context.Context, cmd []byte) (meta.Result, error) {
+	if len(cmd) == 0 {
+		return meta.Result{}, fmt.Errorf("%w: empty command", meta.ErrMalformed)
+	}
+	var res meta.Result
+	err := n.withLeader(ctx, func(leader string) error {
+		if leader == "" {
+			r, err := n.applyLocal(ctx, cmd)
+			res = r
+			return err
+		}
+		resp, err := n.pool.call(ctx, leader, opCommit, cmd)
+		if err != nil {
+			return err
+		}
+		res = meta.Result{ID: resp.ID, Reference: resp.Reference}
+		if e := resp.err(); e != nil {
+			res.Err = e
+			return e
+		}
+		return nil
+	})
+	return res, err
+}
+
+// applyLocal applies on this node, which must be the leader.
+func (n *Node) applyLocal(ctx context.Context, cmd []byte) (meta.Result, error) {
+	f := n.raft.Apply(cmd, timeout(ctx))
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return meta.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return meta.Result{}, fmt.Errorf("cluster: apply: %w", err)
+	}
+	switch r := f.Response().(type) {
+	case meta.Result:
+		return r, r.Err
+	case error:
+		return meta.Result{Err: r}, r
+	default:
+		return meta.Result{}, fmt.Errorf("cluster: apply: unexpected response %T", r)
+	}
+}
+
+// withLeader runs fn with "" when this node leads, or the leader's
+// address; it retries while there is no leader or leadership moves.
+func (n *Node) withLeader(ctx context.Context, fn func(leader string) error) error {
+	deadline := time.Now().Add(timeout(ctx))
+	for {
+		var err error
+		addr, id := n.raft.LeaderWithID()
+		switch {
+		case n.raft.State() == raft.Leader:
+			err = fn("")
+		case addr != "" && string(id) != n.id.id:
+			err = fn(string(addr))
+		default:
+			err = fmt.Errorf("%w (this node is %s)", ErrNoLeader, n.raft.State())
+		}
+		if err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", err, ctx.Err())
+		case <-n.closed:
+			return ErrClosed
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// retryable: the write did not reach a leader's log, so sending it again
+// cannot apply it twice. (A leader that dies after appending but before
+// answering is the one case where a retry may duplicate; the outbox of the
+// second half will carry an idempotency key for it.)
+func retryable(err error) bool {
+	if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, errDial)
+}
+
+// WaitCommitted returns once this node has applied every entry committed
+// before the call, so a read that follows sees every earlier write (the
+// API's "read after latest commit"). On the leader it is a raft Barrier; a
+// follower asks the leader's commit index and waits to apply it.
+func (n *Node) WaitCommitted(ctx context.Context) error {
+	return n.withLeader(ctx, func(leader string) error {
+		if leader == "" {
+			if err := n.raft.Barrier(timeout(ctx)).Error(); err != nil {
+				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+					return fmt.Errorf("%w: %w", ErrNotLeader, err)
+				}
+				return err
+			}
+			return nil
+		}
+		resp, err := n.pool.call(ctx, leader, opCommitIndex, nil)
+		if err != nil {
+			return err
+		}
+		if err := resp.err(); err != nil {
+			return err
+		}
+		for n.raft.AppliedIndex() < resp.Index {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-n.closed:
+				return ErrClosed
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+		return nil
+	})
+}
+
+// AddVoter adds a member (on the leader, or forwarded to it).
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	body, _ := json.Marshal(memberRequest{ID: id, Address: addr})
+	return n.membership(ctx, opAddVoter, body, func() error {
+		return n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout(ctx)).Error()
+	})
+}
+
+// Remove removes a member from the configuration.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	found := false
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			found = found || string(s.ID) == id
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: no member %q", meta.ErrNotFound, id)
+	}
+	body, _ := json.Marshal(memberRequest{ID: id})
+	return n.membership(ctx, opRemove, body, func() error {
+		return n.raft.RemoveServer(raft.ServerID(id), 0, timeout(ctx)).Error()
+	})
+}
+
+func (n *Node) membership(ctx context.Context, op byte, body []byte, local func() error) error {
+	return n.withLeader(ctx, func(leader string) error {
+		if leader == "" {
+			if err := local(); err != nil {
+				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+					return fmt.Errorf("%w: %w", ErrNotLeader, err)
+				}
+				return fmt.Errorf("cluster: membership change: %w", err)
+			}
+			return nil
+		}
+		resp, err := n.pool.call(ctx, leader, op, body)
+		if err != nil {
+			return err
+		}
+		return resp.err()
+	})
+}
+
+// IssueToken makes a join token (only on the node holding the CA).
+func (n *Node) IssueToken() (string, time.Time, error) {
+	if n.id.caKey == nil {
+		return "", time.Time{}, ErrNoCA
+	}
+	return n.tokens.issue(caFingerprint(n.id.ca), n.cfg.Advertise, n.now())
+}
+
+// Member is one server of the raft configuration as seen by itself.
+type Member struct {
+	ID          string `json:"id"`
+	Address     string `json:"address"`
+	State       string `json:"state"` // Leader, Follower, Candidate, or "unreachable"
+	Voter       bool   `json:"voter"`
+	LastContact string `json:"last_contact"` // with the leader, from the member's view; "" on the leader
+	Term        uint64 `json:"term,omitempty"`
+	Commit      uint64 `json:"commit_index,omitempty"`
+	Applied     uint64 `json:"applied_index,omitempty"`
+}
+
+// Status is the cluster as this node sees it, every member asked for its own state.
+type Status struct {
+	ID           string   `json:"id"`
+	Leader       string   `json:"leader"`
+	LeaderAddr   string   `json:"leader_address"`
+	State        string   `json:"state"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Nodes        []Member `json:"nodes"`
+}
+
+// Metrics is what the appliance exports as callvault_raft_*; cheap to read.
+type Metrics struct {
+	State        raft.RaftState
+	Term         uint64
+	LastContact  time.Duration // since the last contact with the leader; 0 on the leader
+	CommitIndex  uint64
+	AppliedIndex uint64
+}
+
+// Metrics reads the node's raft gauges.
+func (n *Node) Metrics() Metrics {
+	m := Metrics{State: n.raft.State(), Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex()}
+	if m.State != raft.Leader {
+		if lc := n.raft.LastContact(); !lc.IsZero() {
+			m.LastContact = time.Since(lc)
+		}
+	}
+	return m
+}
+
+// Ready reports whether the node can take writes: a leader is known.
+func (n *Node) Ready(context.Context) error {
+	if addr, _ := n.raft.LeaderWithID(); addr == "" {
+		return fmt.Errorf("%w: raft state %s, term %d", ErrNoLeader, n.raft.State(), n.raft.CurrentTerm())
+	}
+	return nil
+}
+
+func (n *Node) self() Member {
+	m := n.Metrics()
+	lc := ""
+	if m.State != raft.Leader && m.LastContact > 0 {
+		lc = m.LastContact.Round(time.Millisecond).String()
+	}
+	return Member{ID: n.id.id, Address: n.cfg.Advertise, State: m.State.String(), LastContact: lc,
+		Term: m.Term, Commit: m.CommitIndex, Applied: m.AppliedIndex}
+}
+
+// Status asks every member of the configuration for its own state (1 s
+// each, in parallel); one that does not answer is "unreachable".
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return Status{}, fmt.Errorf("cluster: configuration: %w", err)
+	}
+	addr, lid := n.raft.LeaderWithID()
+	me := n.self()
+	st := Status{ID: n.id.id, Leader: string(lid), LeaderAddr: string(addr), State: me.State, Term: me.Term,
+		CommitIndex: me.Commit, AppliedIndex: me.Applied}
+	servers := f.Configuration().Servers
+	st.Nodes = make([]Member, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		voter := s.Suffrage == raft.Voter
+		if string(s.ID) == n.id.id {
+			st.Nodes[i] = me
+			st.Nodes[i].Voter = voter
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := Member{ID: string(s.ID), Address: string(s.Address), Voter: voter, State: "unreachable"}
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if resp, err := n.pool.call(cctx, string(s.Address), opStatus, nil); err == nil && resp.err() == nil {
+				var peer Member
+				if json.Unmarshal(resp.Status, &peer) == nil && peer.ID == m.ID {
+					peer.Address, peer.Voter = m.Address, voter
+					m = peer
+				}
+			}
+			st.Nodes[i] = m
+		}()
+	}
+	wg.Wait()
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].ID < st.Nodes[j].ID })
+	return st, nil
+}
+
+// Snapshot takes a raft snapshot now and compacts the log behind it.
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
