@@ -22,6 +22,12 @@ import (
 // is audited first, so the bundle holds its own export entry, and the
 // audit chain is checkpointed, so the entries it holds are signed.
 func (s *Store) Export(ctx context.Context, w io.Writer, ids []string, by, address string) (bundle.Manifest, error) {
+	return s.export(ctx, w, ids, by, address, nil)
+}
+
+// export is Export, calling progress (when not nil) with the number of
+// recordings written after each one.
+func (s *Store) export(ctx context.Context, w io.Writer, ids []string, by, address string, progress func(done int)) (bundle.Manifest, error) {
 	recs := make([]meta.Recording, 0, len(ids))
 	for _, id := range ids {
 		rec, err := s.meta.Recording(id)
@@ -56,6 +62,9 @@ func (s *Store) Export(ctx context.Context, w io.Writer, ids []string, by, addre
 			return bundle.Manifest{}, fmt.Errorf("export %s (reference %s): %w", rec.ID, rec.Reference, err)
 		}
 		m.Recordings = append(m.Recordings, br)
+		if progress != nil {
+			progress(len(m.Recordings))
+		}
 	}
 	m, err := bw.Close(m, s.PublicKey(), s.Sign)
 	if err != nil {

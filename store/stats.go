@@ -25,4 +25,11 @@ type Stats struct {
 	Purged            atomic.Int64 // recordings deleted because their retention ran out
 	PurgeErrors       atomic.Int64 // deletions by retention that failed
 	SignalMessages    atomic.Int64 // SIP messages stored beside recordings
+
+	ExportJobsQueued    atomic.Int64 // export jobs waiting now
+	ExportJobsRunning   atomic.Int64 // export jobs running now
+	ExportJobsDone      atomic.Int64
+	ExportJobsFailed    atomic.Int64
+	ExportJobsCancelled atomic.Int64
+	ExportBytes         atomic.Int64 // bytes of finished export bundles
 }
