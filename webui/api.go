@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/callvault/callvault/store"
 	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/store/meta"
 )
@@ -94,6 +95,10 @@ type Data struct {
 	// Storage lists the storage tiers for the admin page (storage.go);
 	// nil lists none.
 	Storage Storage
+	// Exports runs export jobs (exports.go); nil answers 503.
+	Exports ExportJobs
+	// Retention runs the purge on demand (exports.go); nil answers 503.
+	Retention Purger
 }
 
 // route is one API route: the action it needs is part of its definition,
@@ -197,6 +202,30 @@ func (s *Server) apiRoutes() []route {
 			ok: 200, resp: []storageTierJSON{}}},
 		{GET, "/api/v1/recordings/{id}/peaks", ActPlay, s.handlePeaks(peaks), routeDoc{summary: "The waveform: min and max sample per bucket and channel (stereo: local left), for n buckets",
 			params: peaksParams, ok: 200, resp: peaksJSON{}, errs: []int{400, 404, 409, 503}}},
+
+		// Cluster (issue 8): members, join tokens, removal, read-after-commit.
+		{GET, "/api/v1/cluster", ActAdmin, s.handleClusterStatus, routeDoc{summary: "Cluster members as each sees itself: state, voter, last contact, term, commit and applied index",
+			ok: 200, resp: map[string]any{}, errs: []int{404}}},
+		{POST, "/api/v1/cluster/tokens", ActAdmin, s.handleClusterToken, routeDoc{summary: "A single-use join token (10 minutes) for `callvault serve --join`; only on the node holding the cluster CA",
+			ok: 201, resp: tokenResponse{}, errs: []int{404, 409}}},
+		{DELETE, "/api/v1/cluster/nodes/{id}", ActAdmin, s.handleClusterRemove, routeDoc{summary: "Remove a member from the cluster",
+			ok: 204, errs: []int{404}}},
+		{GET, "/api/v1/cluster/wait", ActView, s.handleClusterWait, routeDoc{summary: "Return once this node has applied every write committed before the call (read after the latest commit)",
+			ok: 200, resp: waitResponse{}, errs: []int{404, 503}}},
+
+		// Evidence (issue 7, exports.go): export jobs, the purge on demand.
+		{POST, "/api/v1/exports", ActAudit, s.handleCreateExport, routeDoc{summary: "Start an export job: a signed bundle of the recordings named by ids, by a search (query) or all preserved ones (an auditor's: preserved only)",
+			body: exportRequest{}, ok: 202, resp: store.ExportJob{}, errs: []int{400, 404, 503}}},
+		{GET, "/api/v1/exports", ActAudit, s.handleListExports, routeDoc{summary: "The caller's export jobs (an admin: the tenant's), oldest first",
+			ok: 200, resp: []store.ExportJob{}}},
+		{GET, "/api/v1/exports/{id}", ActAudit, s.handleGetExport, routeDoc{summary: "An export job: state (queued, running, done, failed, cancelled), progress, bytes, error, the signing key's fingerprint",
+			ok: 200, resp: store.ExportJob{}, errs: []int{404}}},
+		{GET, "/api/v1/exports/{id}/download", ActAudit, s.handleDownloadExport, routeDoc{summary: "Download a finished job's bundle (zip, with HTTP Range); 409 before it is done",
+			ok: 200, respCT: []string{"application/zip"}, errs: []int{206, 404, 409}}},
+		{DELETE, "/api/v1/exports/{id}", ActAudit, s.handleDeleteExport, routeDoc{summary: "Cancel an export job and remove its bundle",
+			ok: 204, errs: []int{404}}},
+		{POST, "/api/v1/retention/purge", ActAdmin, s.handlePurge, routeDoc{summary: "Run the retention purge now (the installation's admins): delete every recording whose retention ran out and that is not held",
+			ok: 200, resp: purgeResponse{}, errs: []int{503}}},
 
 		{GET, "/api/v1/openapi.json", ActAccount, s.handleOpenAPI, routeDoc{summary: "This document", ok: 200, resp: map[string]any{}}},
 	}

@@ -57,6 +57,12 @@ var matrixCases = map[string]routeCase{
 		return "/api/v1/recordings/delete", `{"ids":["` + f.freshRecording(t, false) + `"]}`, ""
 	}, ok: 200},
 	"GET /api/v1/groups": {req: plain("/api/v1/groups", ""), ok: 200},
+	// Cluster routes: the fixture is a single node, so the allowed roles get
+	// 404 "not a cluster member" (cluster_test.go covers a member).
+	"GET /api/v1/cluster":               {req: plain("/api/v1/cluster", ""), ok: 404},
+	"POST /api/v1/cluster/tokens":       {req: plain("/api/v1/cluster/tokens", ""), ok: 404},
+	"DELETE /api/v1/cluster/nodes/{id}": {req: plain("/api/v1/cluster/nodes/node-x", ""), ok: 404},
+	"GET /api/v1/cluster/wait":          {req: plain("/api/v1/cluster/wait", ""), ok: 404},
 	"PUT /api/v1/groups/{id}": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
 		if _, err := f.st.Meta().Group("gm"); err != nil {
 			if _, err := f.st.Apply(context.Background(), &meta.CreateGroup{Group: meta.Group{ID: "gm", Name: "Matrix group"}}); err != nil {
@@ -96,6 +102,15 @@ var matrixCases = map[string]routeCase{
 	"POST /api/v1/users/{id}/disable":            {ok: 204},
 	"POST /api/v1/users/{id}/enable":             {ok: 204},
 	"GET /api/v1/openapi.json":                   {req: plain("/api/v1/openapi.json", ""), ok: 200},
+	// Evidence routes (exports_test.go): each caller's own job.
+	"POST /api/v1/exports": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
+		return "/api/v1/exports", `{"ids":["` + f.target + `"]}`, f.target
+	}, ok: 202},
+	"GET /api/v1/exports":               {req: plain("/api/v1/exports", ""), ok: 200},
+	"GET /api/v1/exports/{id}":          {req: ownJob(""), ok: 200},
+	"GET /api/v1/exports/{id}/download": {req: ownJob("/download"), ok: 200},
+	"DELETE /api/v1/exports/{id}":       {req: ownJob(""), ok: 204},
+	"POST /api/v1/retention/purge":      {req: plain("/api/v1/retention/purge", ""), ok: 200},
 }
 
 func init() {
@@ -174,7 +189,7 @@ func (f *fixture) expected(t *testing.T, rt RouteInfo, rc routeCase, who ident, 
 		if p.User.Tenant != "" {
 			return http.StatusNotFound // the victim and group gm are in the default tenant
 		}
-	case "GET /api/v1/tenants", "POST /api/v1/tenants":
+	case "GET /api/v1/tenants", "POST /api/v1/tenants", "POST /api/v1/retention/purge":
 		if p.User.Tenant != "" {
 			return http.StatusForbidden // tenants are the installation's admins' business
 		}

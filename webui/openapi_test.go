@@ -230,6 +230,18 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		req.Header.Set("Range", rng)
 		check("GET", "/api/v1/recordings/{id}/audio", f.do(req))
 	}
+	// Cluster routes answer only on a cluster member: the fake node of
+	// cluster_test.go stands in for raft.
+	ce := newEnv(t, withFakeCluster)
+	ce.addUser("boss", "admin")
+	for _, x := range [][2]string{{"GET", "/api/v1/cluster"}, {"POST", "/api/v1/cluster/tokens"},
+		{"DELETE", "/api/v1/cluster/nodes/node-b"}, {"DELETE", "/api/v1/cluster/nodes/node-z"}, {"GET", "/api/v1/cluster/wait"}} {
+		pattern := x[1]
+		if strings.HasPrefix(pattern, "/api/v1/cluster/nodes/") {
+			pattern = "/api/v1/cluster/nodes/{id}"
+		}
+		check(x[0], pattern, ce.do(basic(httptest.NewRequest(x[0], x[1], nil), "boss")))
+	}
 	// Every route was checked with at least its success status.
 	for _, rt := range f.srv.Routes() {
 		key := rt.Method + " " + rt.Pattern
