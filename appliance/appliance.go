@@ -13,6 +13,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/callvault/callvault/cluster"
 	"github.com/callvault/callvault/store"
 	"github.com/callvault/callvault/webui"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,8 @@ type Appliance struct {
 	store *store.Store
 	web   *webui.Server
 	ln    net.Listener
-	live  *liveCapture // nil without capture.interfaces
+	live  *liveCapture  // nil without capture.interfaces
+	node  *cluster.Node // nil without cluster.addr
 }
 
 // Serve runs the appliance until ctx is cancelled, then shuts down in
@@ -68,9 +70,19 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	cfg := o.Config
 	a := &Appliance{cfg: cfg, log: log, reg: newRegistry(o.Build)}
 
+	// A joining node fetches the cluster's metadata before its store
+	// opens, so the store starts with the cluster's keyring (cluster.go).
+	nodeID, joined, err := prepareCluster(context.Background(), cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	// Storage first: nothing may accept traffic before recordings have a
 	// place to go.
-	st, err := store.Open(storeConfig(cfg, o.Environ, log))
+	sc := storeConfig(cfg, o.Environ, log)
+	if nodeID != "" {
+		sc.Node = nodeID // recordings name the node that holds their file
+	}
+	st, err := store.Open(sc)
 	if err != nil {
 		return nil, err
 	}
@@ -78,30 +90,41 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	announceCreated(st, o.Stderr)
 	log.Info("storage open", "data_dir", cfg.DataDir, "master_key", st.KeySource)
 	registerStoreMetrics(a.reg, st)
-	if err := ensureAdmin(st, o.Environ, o.Stderr, log); err != nil {
+	// The raft node next: from here on every Command goes through it.
+	if cfg.Cluster.Addr != "" {
+		if a.node, err = startCluster(context.Background(), cfg, st, joined, log); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		registerClusterMetrics(a.reg, a.node)
+	}
+	fail := func(err error) (*Appliance, error) {
 		_ = st.Close()
+		if a.node != nil {
+			a.node.Close()
+		}
 		return nil, err
 	}
+	if err := ensureAdmin(st, o.Environ, o.Stderr, log); err != nil {
+		return fail(err)
+	}
 	if err := applyRetentionDefault(context.Background(), st, cfg.Storage.DefaultRetentionDays, log); err != nil {
-		_ = st.Close()
-		return nil, err
+		return fail(err)
 	}
 
 	web, err := webui.New(webui.Config{
 		SecureCookies:        cfg.HTTP.TLS,
 		Version:              o.Build.Version,
 		DefaultRetentionDays: cfg.Storage.DefaultRetentionDays,
-	}, log, a.reg, a.reg, accounts{st}, st, webData(st))
+	}, log, a.reg, a.reg, accounts{st}, readiness{st, a.node}, a.webData())
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return fail(err)
 	}
 	a.web = web
 
 	// Live capture (live.go) needs the store and is stopped before it.
 	if a.live, err = startLive(cfg, st, a.reg, log); err != nil {
-		_ = st.Close()
-		return nil, err
+		return fail(err)
 	}
 
 	// Listen last, so a port that is taken fails start-up before anything
@@ -109,8 +132,7 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	ln, err := listen(cfg, o.Stderr, log)
 	if err != nil {
 		a.live.stop()
-		_ = st.Close()
-		return nil, err
+		return fail(err)
 	}
 	a.ln = ln
 	web.Serve(ln)
@@ -129,8 +151,13 @@ func (a *Appliance) shutdown(log *slog.Logger) error {
 		errs = append(errs, fmt.Errorf("stop http: %w", err))
 	}
 	a.live.stop() // seals every open recording, so before the store closes
+	// The store before the raft node: closing it commits the audit
+	// checkpoint, which goes through raft.
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	if a.node != nil {
+		a.node.Close()
 	}
 	log.Info("callvault stopped", "took", time.Since(start).Round(time.Millisecond).String())
 	return errors.Join(errs...)

@@ -36,6 +36,7 @@ type Config struct {
 	Keys            KeysConfig    `mapstructure:"keys" yaml:"keys"`
 	Storage         StorageConfig `mapstructure:"storage" yaml:"storage"`
 	Capture         CaptureConfig `mapstructure:"capture" yaml:"capture"`
+	Cluster         ClusterConfig `mapstructure:"cluster" yaml:"cluster"`
 }
 
 // LogConfig selects the slog handler.
@@ -117,6 +118,10 @@ func defaults() map[string]any {
 		"capture.trunk_addresses":        []string{},
 		"capture.rtp_timeout":            "30s",
 		"capture.hold_timeout":           "2h",
+		"cluster.addr":                   "",
+		"cluster.advertise":              "",
+		"cluster.join":                   "",
+		"cluster.join_token":             "",
 	}
 }
 
@@ -126,6 +131,10 @@ var flagKeys = map[string]string{
 	"data-dir":  "data_dir",
 	"http":      "http.listen",
 	"log-level": "log.level",
+	// serve only (cmd registers them there): the cluster (issue 8).
+	"cluster-addr": "cluster.addr",
+	"join":         "cluster.join",
+	"join-token":   "cluster.join_token",
 }
 
 // AddFlags registers --config and the key-overriding flags on fs.

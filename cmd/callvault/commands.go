@@ -37,6 +37,10 @@ printed once on stderr.`,
 		},
 	}
 	appliance.AddFlags(cmd.Flags())
+	// The cluster (issue 8): see `callvault cluster --help`.
+	cmd.Flags().String("cluster-addr", "", "cluster port, mutual TLS between nodes (config key cluster.addr; empty: a single node)")
+	cmd.Flags().String("join", "", "on an empty data directory: join the cluster of this member (http[s]://HOST:PORT) with --join-token")
+	cmd.Flags().String("join-token", "", "the token from `callvault cluster token`")
 	return cmd
 }
 

@@ -80,6 +80,6 @@ encrypted at rest, and serves a web UI and an HTTP API to search, play and expor
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(stderr), newVersionCmd(stdout), newConfigCmd(stdout), newKeysCmd(stdout, stderr), newImportCmd(stdout, stderr), newUserCmd(os.Stdin, stdout, stderr), newVerifyCmd(stdout, stderr), newExportCmd(stdout, stderr), newDevCmd(stdout))
+	root.AddCommand(newServeCmd(stderr), newVersionCmd(stdout), newConfigCmd(stdout), newKeysCmd(stdout, stderr), newImportCmd(stdout, stderr), newUserCmd(os.Stdin, stdout, stderr), newVerifyCmd(stdout, stderr), newExportCmd(stdout, stderr), newDevCmd(stdout), newClusterCmd(stdout))
 	return root
 }

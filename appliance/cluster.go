@@ -1,0 +1,153 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/callvault/callvault/cluster"
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/webui"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ClusterConfig makes the appliance a raft member (issue 8).
+type ClusterConfig struct {
+	// Addr is the cluster port (mutual TLS between nodes); empty: a single node.
+	Addr string `mapstructure:"addr" yaml:"addr"`
+	// Advertise is the address the other nodes dial; default Addr.
+	Advertise string `mapstructure:"advertise" yaml:"advertise"`
+	// Join is the HTTP(S) URL of the member that issued JoinToken; used
+	// once, on an empty data directory.
+	Join string `mapstructure:"join" yaml:"join"`
+	// JoinToken comes from `callvault cluster token`.
+	JoinToken string `mapstructure:"join_token" yaml:"join_token"`
+}
+
+// prepareCluster runs before the store opens: a joining node fetches its
+// certificate and the cluster's metadata into the empty data directory
+// (so its store opens the cluster's keyring, not a fresh one); the first
+// node creates the cluster CA. It returns the node ID, which the store
+// writes into every recording it creates (where the file is).
+func prepareCluster(ctx context.Context, cfg Config, log *slog.Logger) (nodeID string, joined bool, err error) {
+	c := cfg.Cluster
+	if c.Addr == "" {
+		if c.Join != "" || c.JoinToken != "" {
+			return "", false, fmt.Errorf("--join needs --cluster-addr (this node's cluster port)")
+		}
+		return "", false, nil
+	}
+	if cluster.NeedsJoin(cfg.DataDir) && c.Join != "" {
+		if c.JoinToken == "" {
+			return "", false, fmt.Errorf("--join %s needs --join-token (from `callvault cluster token`)", c.Join)
+		}
+		jctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		id, err := cluster.Join(jctx, cluster.JoinConfig{DataDir: cfg.DataDir, Advertise: advertise(c), Token: c.JoinToken})
+		if err != nil {
+			return "", false, err
+		}
+		log.Info("joined cluster: certificate and metadata received", "node", id, "via", c.Join)
+		return id, true, nil
+	}
+	id, err := cluster.Prepare(cfg.DataDir)
+	return id, false, err
+}
+
+func advertise(c ClusterConfig) string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return c.Addr
+}
+
+// startCluster starts the raft node over the store's metadata and makes it
+// the store's Committer. A node that just joined asks to become a voter.
+func startCluster(ctx context.Context, cfg Config, st *store.Store, joined bool, log *slog.Logger) (*cluster.Node, error) {
+	n, err := cluster.Open(cluster.Config{
+		DataDir: cfg.DataDir, Addr: cfg.Cluster.Addr, Advertise: advertise(cfg.Cluster),
+		DB: st.Meta(), Log: log.With("subsystem", "cluster"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.SetCommitter(n)
+	if joined {
+		via, err := cluster.JoinAddress(cfg.Cluster.JoinToken)
+		if err == nil {
+			vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = n.RequestVoter(vctx, via)
+			cancel()
+		}
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("join as a voter: %w", err)
+		}
+		log.Info("added to the cluster as a voter", "node", n.ID())
+	}
+	return n, nil
+}
+
+// clusterAdmin is the web UI's Admin plus the cluster routes (webui.ClusterAdmin).
+type clusterAdmin struct {
+	webui.Admin
+	n *cluster.Node
+}
+
+var _ webui.ClusterAdmin = clusterAdmin{}
+
+func (c clusterAdmin) ClusterStatus(ctx context.Context) (any, error) { return c.n.Status(ctx) }
+func (c clusterAdmin) ClusterToken() (string, time.Time, error)       { return c.n.IssueToken() }
+func (c clusterAdmin) ClusterRemove(ctx context.Context, id string) error {
+	return c.n.Remove(ctx, id)
+}
+func (c clusterAdmin) WaitCommitted(ctx context.Context) error { return c.n.WaitCommitted(ctx) }
+
+// readiness is the store's and, in a cluster, the raft node's: /readyz
+// answers 503 with the raft state while no leader is known.
+type readiness struct {
+	st *store.Store
+	n  *cluster.Node
+}
+
+func (r readiness) Ready(ctx context.Context) error {
+	if err := r.st.Ready(ctx); err != nil {
+		return err
+	}
+	if r.n != nil {
+		return r.n.Ready(ctx)
+	}
+	return nil
+}
+
+// registerClusterMetrics exports callvault_raft_*.
+func registerClusterMetrics(reg prometheus.Registerer, n *cluster.Node) {
+	m := func(f func(cluster.Metrics) float64) func() float64 { return func() float64 { return f(n.Metrics()) } }
+	reg.MustRegister(
+		gaugeFunc("callvault_raft_state", "Raft state of this node: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
+			m(func(x cluster.Metrics) float64 { return float64(x.State) })),
+		gaugeFunc("callvault_raft_term", "Current raft term.", m(func(x cluster.Metrics) float64 { return float64(x.Term) })),
+		gaugeFunc("callvault_raft_last_contact_seconds", "Seconds since this follower last heard from the leader (0 on the leader).",
+			m(func(x cluster.Metrics) float64 { return x.LastContact.Seconds() })),
+		gaugeFunc("callvault_raft_commit_index", "Raft commit index.", m(func(x cluster.Metrics) float64 { return float64(x.CommitIndex) })),
+		gaugeFunc("callvault_raft_applied_index", "Raft index applied to the metadata database.",
+			m(func(x cluster.Metrics) float64 { return float64(x.AppliedIndex) })),
+		gaugeFunc("callvault_raft_apply_lag", "Committed entries not yet applied here.", m(func(x cluster.Metrics) float64 {
+			if x.CommitIndex < x.AppliedIndex {
+				return 0
+			}
+			return float64(x.CommitIndex - x.AppliedIndex)
+		})),
+	)
+}
+
+// webData is the web UI's Data; a cluster member's Admin also answers the
+// cluster routes.
+func (a *Appliance) webData() webui.Data {
+	d := webData(a.store)
+	if a.node != nil {
+		d.Admin = clusterAdmin{Admin: d.Admin, n: a.node}
+	}
+	return d
+}
