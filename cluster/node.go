@@ -97,12 +97,8 @@ func Open(cfg Config) (*Node, error) {
 		cfg.Advertise = cfg.Addr
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, now: time.Now, closed: make(chan struct{})}
-	bootstrap := false
-	if !hasIdentity(cfg.DataDir) {
-		if err := bootstrapIdentity(cfg.DataDir, n.now()); err != nil {
-			return nil, err
-		}
-		bootstrap = true
+	if _, err := Prepare(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	id, err := loadIdentity(cfg.DataDir)
 	if err != nil {
@@ -165,12 +161,16 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = cfg.SnapshotInterval
 	}
-	if bootstrap {
+	// Only the node that made the CA bootstraps, and only once: a joined
+	// node starts with an empty configuration and waits to be added.
+	bootstrap := false
+	if id.caKey != nil {
 		has, err := raft.HasExistingState(logs, n.boltLS, snaps)
 		if err != nil {
 			return nil, err
 		}
 		if !has {
+			bootstrap = true
 			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(cfg.Advertise), Suffrage: raft.Voter}}}
 			if err := raft.BootstrapCluster(rc, logs, n.boltLS, snaps, n.trans, conf); err != nil {
 				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
@@ -183,6 +183,24 @@ func Open(cfg Config) (*Node, error) {
 	ok = true
 	n.log.Info("cluster node started", "id", id.id, "addr", cfg.Advertise, "bootstrap", bootstrap, "ca", id.caKey != nil)
 	return n, nil
+}
+
+// Prepare makes sure the data directory has a cluster identity, creating
+// a new cluster's CA and this node's certificate if it has none (the
+// first node; a joining node gets its identity from Join instead), and
+// returns the node ID. The appliance calls it before opening the store, so
+// recordings are stamped with the node ID from the start.
+func Prepare(dataDir string) (string, error) {
+	if !hasIdentity(dataDir) {
+		if err := bootstrapIdentity(dataDir, time.Now()); err != nil {
+			return "", err
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(clusterDir(dataDir), fileNodeID))
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrIdentity, err)
+	}
+	return string(b), nil
 }
 
 // ID is this node's ID (also its certificate's common name).
