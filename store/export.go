@@ -29,7 +29,12 @@ func (s *Store) Export(ctx context.Context, w io.Writer, ids []string, by, addre
 // recordings written after each one.
 func (s *Store) export(ctx context.Context, w io.Writer, ids []string, by, address string, progress func(done int)) (bundle.Manifest, error) {
 	recs := make([]meta.Recording, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
+		if seen[id] { // named twice: exported once
+			continue
+		}
+		seen[id] = true
 		rec, err := s.meta.Recording(id)
 		if err != nil {
 			return bundle.Manifest{}, err

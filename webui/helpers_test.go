@@ -160,9 +160,15 @@ func newEnv(t testing.TB, mod func(*Config, *Data)) *testEnv {
 			t.Errorf("close store: %v", err)
 		}
 	})
+	jobs, err := st.NewExportJobs(store.ExportJobsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = jobs.Close() }) // before the store closes (cleanups run last first)
 	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
 	cfg := Config{Now: clock.Now, Version: "test"}
-	data := Data{Users: st.Meta(), Commands: st, Recordings: storeData{st}, Catalog: st.Meta(), Library: storeData{st}, Admin: st.Meta()}
+	data := Data{Users: st.Meta(), Commands: st, Recordings: storeData{st}, Catalog: st.Meta(), Library: storeData{st}, Admin: st.Meta(),
+		Exports: jobs, Retention: st}
 	if mod != nil {
 		mod(&cfg, &data)
 	}
