@@ -32,6 +32,10 @@ type Options struct {
 	// Ready, if set, receives the HTTP address once the appliance serves
 	// (tests use it instead of parsing logs).
 	Ready chan<- string
+	// Now is the clock of the store and the web UI; nil is time.Now. Only
+	// a binary built with -tags devclock sets it (serve --dev-clock-file,
+	// devclock.go), so a production appliance always runs on the real one.
+	Now func() time.Time
 }
 
 // Appliance holds the running subsystems.
@@ -42,8 +46,10 @@ type Appliance struct {
 	store *store.Store
 	web   *webui.Server
 	ln    net.Listener
-	live  *liveCapture  // nil without capture.interfaces
-	node  *cluster.Node // nil without cluster.addr
+	live  *liveCapture // nil without capture.interfaces
+	// exports runs export jobs for the API; closed after HTTP, before the store.
+	exports *store.ExportJobs
+	node    *cluster.Node // nil without cluster.addr
 }
 
 // Serve runs the appliance until ctx is cancelled, then shuts down in
@@ -79,6 +85,7 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	// Storage first: nothing may accept traffic before recordings have a
 	// place to go.
 	sc := storeConfig(cfg, o.Environ, log)
+	sc.Now = o.Now
 	if nodeID != "" {
 		sc.Node = nodeID // recordings name the node that holds their file
 	}
@@ -99,6 +106,9 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 		registerClusterMetrics(a.reg, a.node)
 	}
 	fail := func(err error) (*Appliance, error) {
+		if a.exports != nil {
+			_ = a.exports.Close()
+		}
 		_ = st.Close()
 		if a.node != nil {
 			a.node.Close()
@@ -112,11 +122,19 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 		return fail(err)
 	}
 
+	// Export jobs write bundles in the background (store/exportjobs.go).
+	if a.exports, err = st.NewExportJobs(store.ExportJobsConfig{}); err != nil {
+		return fail(err)
+	}
+	data := a.webData()
+	data.Exports = a.exports
+
 	web, err := webui.New(webui.Config{
 		SecureCookies:        cfg.HTTP.TLS,
 		Version:              o.Build.Version,
 		DefaultRetentionDays: cfg.Storage.DefaultRetentionDays,
-	}, log, a.reg, a.reg, accounts{st}, readiness{st, a.node}, a.webData())
+		Now:                  o.Now,
+	}, log, a.reg, a.reg, accounts{st}, readiness{st, a.node}, data)
 	if err != nil {
 		return fail(err)
 	}
@@ -151,6 +169,10 @@ func (a *Appliance) shutdown(log *slog.Logger) error {
 		errs = append(errs, fmt.Errorf("stop http: %w", err))
 	}
 	a.live.stop() // seals every open recording, so before the store closes
+	// Export jobs read the store: stopped (and their files removed) before it closes.
+	if err := a.exports.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("stop export jobs: %w", err))
+	}
 	// The store before the raft node: closing it commits the audit
 	// checkpoint, which goes through raft.
 	if err := a.store.Close(); err != nil {

@@ -16,7 +16,8 @@ import (
 // store's pipelined encrypting writer, and audio is read and deleted
 // through the store (which decrypts and crypto-shreds).
 func webData(st *store.Store) webui.Data {
-	return webui.Data{Users: st.Meta(), Commands: st, Recordings: uploads{st}, Catalog: st.Meta(), Library: library{st}, Admin: st.Meta()}
+	return webui.Data{Users: st.Meta(), Commands: st, Recordings: uploads{st}, Catalog: st.Meta(), Library: library{st}, Admin: st.Meta(),
+		Retention: st}
 }
 
 // library opens recordings for rendering and deletes them.

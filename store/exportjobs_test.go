@@ -187,21 +187,24 @@ func TestExportJobsQueueAndCancel(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	ctx := context.Background()
-	// One long recording, so a job runs long enough to be caught running.
-	r, err := s.Create(ctx, newRecording(time.Now(), meta.FormatWAV))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Write(testWAV(8000, 8000*600))
-	if _, err := r.Close(ctx, Final{}); err != nil {
-		t.Fatal(err)
+	// Long recordings, so a job runs long enough to be caught running.
+	var ids []string
+	for i := range 4 {
+		r, err := s.Create(ctx, newRecording(time.Now().Add(time.Duration(-i)*time.Hour), meta.FormatWAV))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Write(testWAV(8000, 8000*300))
+		if _, err := r.Close(ctx, Final{}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID())
 	}
 	j, err := s.NewExportJobs(ExportJobsConfig{Workers: 1, Queue: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	ids := []string{r.ID(), r.ID(), r.ID(), r.ID()}
 	first, err := j.Submit(ExportRequest{IDs: ids, By: "a"})
 	if err != nil {
 		t.Fatal(err)

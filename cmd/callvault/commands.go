@@ -27,13 +27,22 @@ printed once on stderr.`,
 			if err != nil {
 				return err
 			}
-			return appliance.Serve(cmd.Context(), appliance.Options{
+			o := appliance.Options{
 				Config:     cfg,
 				ConfigFile: file,
 				Build:      appliance.ReadBuild(version, buildDate),
 				Stderr:     stderr,
 				Environ:    os.Environ(),
-			})
+			}
+			if appliance.DevClockAvailable {
+				if path, _ := cmd.Flags().GetString("dev-clock-file"); path != "" {
+					if o.Now, err = appliance.DevClock(path); err != nil {
+						return err
+					}
+					fmt.Fprintln(stderr, "WARNING: test build: the clock is shifted by", path)
+				}
+			}
+			return appliance.Serve(cmd.Context(), o)
 		},
 	}
 	appliance.AddFlags(cmd.Flags())
@@ -41,6 +50,10 @@ printed once on stderr.`,
 	cmd.Flags().String("cluster-addr", "", "cluster port, mutual TLS between nodes (config key cluster.addr; empty: a single node)")
 	cmd.Flags().String("join", "", "on an empty data directory: join the cluster of this member (http[s]://HOST:PORT) with --join-token")
 	cmd.Flags().String("join-token", "", "the token from `callvault cluster token`")
+	if appliance.DevClockAvailable {
+		// Test builds only (-tags devclock): the end-to-end tests move the clock.
+		cmd.Flags().String("dev-clock-file", "", "TEST BUILD ONLY: shift the clock by the Go duration in this file (reread when it changes)")
+	}
 	return cmd
 }
 
