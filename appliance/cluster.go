@@ -2,12 +2,16 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"time"
 
 	"github.com/callvault/callvault/cluster"
 	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/webui"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -148,6 +152,28 @@ func (a *Appliance) webData() webui.Data {
 	d := webData(a.store)
 	if a.node != nil {
 		d.Admin = clusterAdmin{Admin: d.Admin, n: a.node}
+		d.Library = peerLibrary{Library: d.Library, st: a.store, self: a.node.ID()}
 	}
 	return d
+}
+
+// peerLibrary answers a clear error for a recording whose file another
+// node holds: files are not copied between nodes yet (the second half of
+// issue 8 adds the copier and streaming from a peer). meta.Recording.Node
+// says which node wrote the file, which is where that work will look.
+type peerLibrary struct {
+	webui.Library
+	st   *store.Store
+	self string
+}
+
+func (l peerLibrary) OpenSource(ctx context.Context, id string) (*audio.Source, io.Closer, error) {
+	src, c, err := l.Library.OpenSource(ctx, id)
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
+		if rec, rerr := l.st.Meta().Recording(id); rerr == nil && rec.Node != "" && rec.Node != l.self {
+			return nil, nil, fmt.Errorf("%w: the audio of %s is on cluster node %s, not on this one (%s); play it there",
+				store.ErrNoFile, id, rec.Node, l.self)
+		}
+	}
+	return src, c, err
 }

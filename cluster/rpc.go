@@ -137,13 +137,13 @@ func (n *Node) handleRPC(peer string, b []byte) rpcResponse {
 		if n.raft.State() != raft.Leader {
 			return errResponse(ErrNotLeader)
 		}
-		res, err := n.applyLocal(ctx, body)
+		res, idx, err := n.applyIndexed(ctx, body)
 		if err != nil {
 			r := errResponse(err)
-			r.ID, r.Reference = res.ID, res.Reference
+			r.ID, r.Reference, r.Index = res.ID, res.Reference, idx
 			return r
 		}
-		return rpcResponse{ID: res.ID, Reference: res.Reference}
+		return rpcResponse{ID: res.ID, Reference: res.Reference, Index: idx}
 	case opCommitIndex:
 		if n.raft.State() != raft.Leader {
 			return errResponse(ErrNotLeader)
