@@ -254,3 +254,12 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, p *Principa
 	}
 	writeJSON(w, http.StatusOK, purgeResponse{Deleted: n})
 }
+
+// ParseSearchQuery parses a query string of GET /api/v1/recordings (the
+// filters, sort and time range; the last 7 days unless from or to is
+// given) into a meta.Query, for `callvault export --query` on a stopped
+// appliance: the console selects recordings with the same syntax as the
+// API. The caller sets the scope.
+func ParseSearchQuery(raw string, now time.Time) (meta.Query, error) {
+	return parseSearchQuery(raw, now)
+}

@@ -1,38 +1,63 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/callvault/callvault/appliance"
 	"github.com/callvault/callvault/store/bundle"
 	"github.com/callvault/callvault/store/meta"
+	"github.com/callvault/callvault/webui"
 	"github.com/spf13/cobra"
 )
 
 func newExportCmd(stdout, stderr io.Writer) *cobra.Command {
-	var out string
+	var out, query, server, user, caFile string
 	var ids []string
 	var preserved bool
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write a signed export bundle of recordings for auditors",
 		Long: `Write a zip with, for each recording, the audio as captured (decrypted), the same as a
-stereo WAV, its metadata, notes, bookmarks and audit entries; a manifest with the SHA-256 of
-every file, signed with the appliance's ed25519 key; the public key and its fingerprint.
+stereo WAV, its metadata, notes, bookmarks and audit entries, and for calls captured from the
+network their SIP messages (as text and as a pcap); a manifest with the SHA-256 of every
+file, signed with the appliance's ed25519 key; the public key and its fingerprint.
 'callvault verify bundle' (or openssl and sha256sum, see the bundle's README.txt) checks it
-offline. Run it with the server stopped; every export is written to the audit log.`,
+offline. Every export is written to the audit log.
+
+Choose the recordings with --id (repeatable), --preserved (all under legal hold) or --query
+(the query string of GET /api/v1/recordings, e.g. "remoteNumber=+4930&from=2026-01-01T00:00:00Z";
+without from or to it covers the last 7 days, as the API does).
+
+Without --server it works on the data directory, with the server stopped. With --server it
+asks a running appliance for an export job as --user (an auditor or admin; the password in
+CALLVAULT_PASSWORD), shows its progress on stderr and downloads the bundle to --out.`,
 		Example: `  callvault export --data-dir /var/lib/callvault/data --out case-4711.zip --preserved
-  callvault export --data-dir /var/lib/callvault/data --out one.zip --id 0198a6c1-....`,
+  callvault export --data-dir /var/lib/callvault/data --out one.zip --id 0198a6c1-....
+  callvault export --data-dir /var/lib/callvault/data --out bob.zip --query 'remoteNumber=%2B4930123&from=2026-01-01T00:00:00Z'
+  CALLVAULT_PASSWORD=... callvault export --server https://recorder:8443 --cacert ca.pem --user auditor --preserved --out case.zip`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("--out FILE.zip is required")
 			}
-			if (len(ids) > 0) == preserved {
-				return fmt.Errorf("choose the recordings: --preserved or --id ID (repeatable)")
+			chosen := 0
+			for _, set := range []bool{len(ids) > 0, preserved, query != ""} {
+				if set {
+					chosen++
+				}
+			}
+			if chosen != 1 {
+				return fmt.Errorf("choose the recordings: --preserved, --query FILTERS or --id ID (repeatable), one of them")
+			}
+			if server != "" {
+				return exportFromServer(c.Context(), stdout, stderr, server, user, caFile, out, exportBody{IDs: ids, Query: query, Preserved: preserved})
 			}
 			cfg, _, err := appliance.LoadConfig(c.Flags(), os.Environ())
 			if err != nil {
@@ -43,8 +68,14 @@ offline. Run it with the server stopped; every export is written to the audit lo
 				return err
 			}
 			defer st.Close()
-			if preserved {
-				q := meta.Query{Preserved: true, Scope: meta.Scope{All: true}, Limit: meta.MaxLimit, Ascending: true}
+			if preserved || query != "" {
+				q := meta.Query{Preserved: true}
+				if query != "" {
+					if q, err = webui.ParseSearchQuery(query, time.Now()); err != nil {
+						return fmt.Errorf("--query: %w", err)
+					}
+				}
+				q.Scope, q.Limit, q.Cursor = meta.Scope{All: true}, meta.MaxLimit, ""
 				for {
 					page, err := st.Meta().Search(q)
 					if err != nil {
@@ -59,7 +90,7 @@ offline. Run it with the server stopped; every export is written to the audit lo
 					q.Cursor = page.Next
 				}
 				if len(ids) == 0 {
-					return fmt.Errorf("no preserved recordings to export")
+					return fmt.Errorf("no recordings match: nothing to export")
 				}
 			}
 			// Written beside the target and renamed: a failed export leaves no
@@ -91,7 +122,111 @@ offline. Run it with the server stopped; every export is written to the audit lo
 	cmd.Flags().StringVar(&out, "out", "", "the bundle to write (zip)")
 	cmd.Flags().StringSliceVar(&ids, "id", nil, "a recording ID (repeatable)")
 	cmd.Flags().BoolVar(&preserved, "preserved", false, "every recording under legal hold")
+	cmd.Flags().StringVar(&query, "query", "", "the recordings a search finds (GET /api/v1/recordings' query string)")
+	cmd.Flags().StringVar(&server, "server", "", "export through this running server's API as a job (http[s]://HOST:PORT)")
+	cmd.Flags().StringVar(&user, "user", "admin", "with --server: the auditor or admin to sign in as (password in CALLVAULT_PASSWORD)")
+	cmd.Flags().StringVar(&caFile, "cacert", "", "with --server over HTTPS: the server's certificate or its CA (PEM)")
 	return cmd
+}
+
+// exportBody is POST /api/v1/exports.
+type exportBody struct {
+	IDs       []string `json:"ids,omitempty"`
+	Query     string   `json:"query,omitempty"`
+	Preserved bool     `json:"preserved,omitempty"`
+}
+
+// exportJob is the API's job object (the fields the console shows).
+type exportJob struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Total       int    `json:"total"`
+	Done        int    `json:"done"`
+	Bytes       int64  `json:"bytes"`
+	Error       string `json:"error"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// exportFromServer runs an export job on a running appliance: post it,
+// follow its progress, download the bundle beside out and rename it. An
+// interrupt cancels the job on the server.
+func exportFromServer(ctx context.Context, stdout, stderr io.Writer, server, user, caFile, out string, body exportBody) error {
+	api, err := newAPIUsers(server, user, caFile)
+	if err != nil {
+		return err
+	}
+	var job exportJob
+	if err := api.call(ctx, http.MethodPost, "/api/v1/exports", body, &job, http.StatusAccepted); err != nil {
+		return err
+	}
+	path := "/api/v1/exports/" + url.PathEscape(job.ID)
+	fmt.Fprintf(stderr, "export job %s: %d recordings queued\n", job.ID, job.Total)
+	cancel := func() {
+		// The caller gave up: the job must not run on for nobody.
+		_ = api.call(context.Background(), http.MethodDelete, path, nil, nil, http.StatusNoContent)
+	}
+	last := ""
+	for job.State == "queued" || job.State == "running" {
+		select {
+		case <-ctx.Done():
+			cancel()
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		if err := api.call(ctx, http.MethodGet, path, nil, &job, http.StatusOK); err != nil {
+			if ctx.Err() != nil {
+				cancel()
+			}
+			return err
+		}
+		if line := fmt.Sprintf("export job %s: %s, %d of %d recordings, %d bytes", job.ID, job.State, job.Done, job.Total, job.Bytes); line != last {
+			fmt.Fprintln(stderr, line)
+			last = line
+		}
+	}
+	if job.State != "done" {
+		return fmt.Errorf("export job %s %s: %s", job.ID, job.State, job.Error)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.base+path+"/download", nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(api.user, api.password)
+	dl := *api.client
+	dl.Timeout = 0 // a bundle of many recordings takes as long as it takes; ctx ends it
+	resp, err := dl.Do(req)
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("download: server: %s", resp.Status)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".callvault-export-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, resp.Body)
+	if err == nil && n != job.Bytes {
+		err = fmt.Errorf("download: %d bytes, the job has %d", n, job.Bytes)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	// The server keeps the bundle for a day; it is downloaded now.
+	_ = api.call(ctx, http.MethodDelete, path, nil, nil, http.StatusNoContent)
+	fmt.Fprintf(stdout, "wrote %s: %d recordings, %d bytes\nsigning key fingerprint %s\n", out, job.Total, n, job.Fingerprint)
+	return nil
 }
 
 func currentUser() string {
