@@ -23,7 +23,7 @@ type member struct {
 	node *Node
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +39,7 @@ func fastConfig(m *member) Config {
 		SnapshotThreshold: 64, TrailingLogs: 16, SnapshotInterval: 200 * time.Millisecond}
 }
 
-func (m *member) open(t *testing.T) {
+func (m *member) open(t testing.TB) {
 	t.Helper()
 	if m.db == nil {
 		db, err := meta.Open(filepath.Join(m.dir, "meta.db"), meta.Options{})
@@ -73,7 +73,7 @@ func newMember(t *testing.T) *member {
 }
 
 // waitLeader waits for one of ms to lead and every running member to know it.
-func waitLeader(t *testing.T, ms ...*member) *member {
+func waitLeader(t testing.TB, ms ...*member) *member {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

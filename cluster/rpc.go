@@ -27,7 +27,7 @@ type pool struct {
 	closed bool
 }
 
-const maxIdlePerPeer = 16
+const maxIdlePerPeer = 128
 
 func newPool(id *identity) *pool { return &pool{id: id, idle: map[string][]net.Conn{}} }
 
