@@ -31,6 +31,12 @@ func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error
 	if err != nil {
 		return meta.Result{}, fmt.Errorf("encode command: %w", err)
 	}
+	// A discarded recording leaves no tombstone, so the place of its SIP
+	// side file is read before the command removes it.
+	var discarded meta.Recording
+	if d, ok := cmd.(*meta.DiscardRecording); ok {
+		discarded, _ = s.meta.Recording(d.ID)
+	}
 	res, err := s.committer.Commit(ctx, b)
 	if err == nil {
 		switch c := cmd.(type) {
@@ -38,6 +44,8 @@ func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error
 			s.checkpointAfter(ctx, res, 1)
 		case *meta.AppendAudits:
 			s.checkpointAfter(ctx, res, len(c.Entries))
+		case *meta.DiscardRecording:
+			s.removeSignalling(discarded) // its key is gone with the metadata
 		}
 	}
 	return res, err

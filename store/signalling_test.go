@@ -349,6 +349,28 @@ func TestSignallingShredded(t *testing.T) {
 		t.Fatalf("a purged recording's messages opened under another key: %v", err)
 	}
 
+	// Discarded (an unanswered call's early media): its messages go with it.
+	r, err := s.Create(ctx, newRecording(now, meta.FormatGrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendSignalling(r.ID(), sipMsg(now, "udp", "192.0.2.1:5060", "192.0.2.2:5060", "INVITE", r.ID(), 0)); err != nil {
+		t.Fatal(err)
+	}
+	early, err := s.Meta().Recording(r.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.signalPath(early)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Abort(ctx, "capture"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.signalPath(early)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("discarded recording's side file: %v", err)
+	}
+
 	if err := s.Delete(ctx, kept.ID, "admin"); err != nil {
 		t.Fatal(err)
 	}
