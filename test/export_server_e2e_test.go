@@ -1,6 +1,7 @@
 package test
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,6 +63,18 @@ func TestExportThroughServer(t *testing.T) {
 	aud.json(http.MethodGet, "/api/v1/exports", nil, http.StatusOK, &jobs)
 	if len(jobs) != 0 {
 		t.Errorf("jobs left on the server: %v", jobs)
+	}
+	// The job is counted in the metrics.
+	resp, err := http.Get(admin.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"callvault_export_jobs_done_total 1\n", "callvault_export_jobs_running 0\n", "callvault_export_bytes_total "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	// A wrong password is the server's answer, not a hang.
 	if _, stderr, code := runCLI(t, dir, []string{"CALLVAULT_PASSWORD=wrong"}, "export", "--server", "http://"+s.addr, "--user", "auditor", "--preserved", "--out", out+"2"); code == 0 || !strings.Contains(stderr, "401") {
