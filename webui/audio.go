@@ -21,17 +21,20 @@ import (
 // Audio: playback with HTTP Range, single downloads and zips of several.
 //
 // Playback renders on the fly from the encrypted file (store/audio), as
-// stereo (local party left) or mono WAV, or MP3. A WAV's size is known
+// stereo (local party left) or mono WAV, or MP3. The size is known
 // before rendering (Source.RenderedSize), so the route answers Range
 // requests with 206 and the browser can seek without fetching the whole
-// call; only the chunks under the range are decrypted. MP3 sizes are not
-// known in advance, so MP3 is streamed whole (Accept-Ranges: none).
+// call; only the chunks under the range are decrypted. MP3 is made in
+// independently encoded segments of a few seconds (store/audio/mp3seg.go),
+// so a range near the end of an hour costs a segment's encoding; only an
+// MP3 at 11.025/22.05/44.1 kHz, whose size is not known in advance, is
+// streamed whole (Accept-Ranges: none).
 //
 // Every answer that carries audio is audited first (audit.go). Nothing
 // is written to the client before that entry is committed.
 
 var audioParams = []paramDoc{
-	{name: "format", typ: "string", desc: "wav (default; seekable with Range) or mp3", enum: []string{"wav", "mp3"}},
+	{name: "format", typ: "string", desc: "wav (default) or mp3; both seekable with Range", enum: []string{"wav", "mp3"}},
 	{name: "layout", typ: "string", desc: "stereo (default; local party left) or mono", enum: []string{"stereo", "mono"}},
 }
 
@@ -119,7 +122,10 @@ func (s *Server) handleAudio(w http.ResponseWriter, r *http.Request, p *Principa
 	h.Set("Content-Type", contentTypeOf(ext))
 	h.Set("Cache-Control", "private, no-store")
 	detail := ext + " " + layoutName(o.Layout)
-	if o.Format == audio.OutputMP3 {
+	size, err := src.RenderedSize(o)
+	if errors.Is(err, audio.ErrSizeUnknown) {
+		// An MP3 whose frames vary in length (a 44.1 kHz upload): streamed
+		// whole, not seekable before the browser has it all.
 		h.Set("Accept-Ranges", "none")
 		if r.Method == http.MethodHead {
 			return
@@ -132,7 +138,11 @@ func (s *Server) handleAudio(w http.ResponseWriter, r *http.Request, p *Principa
 		s.streamRendered(w, r, src, o, http.StatusOK)
 		return
 	}
-	size, err := src.RenderedSize(o)
+	if errors.Is(err, audio.ErrMP3Unavailable) {
+		h.Del("Content-Type")
+		writeError(w, http.StatusNotImplemented, "MP3 is not available in this build; ask for format=wav")
+		return
+	}
 	if err != nil {
 		s.internalError(w, r, "rendered size", err)
 		return

@@ -379,6 +379,18 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 	v := p.View()
 	q.Scope = v.Scope
 	q.Preserved = q.Preserved || v.PreservedOnly
+	// A search is CPU work of about a millisecond. Admitting as many at
+	// once as there are cores, the rest waiting in arrival order (a
+	// channel's waiters are served first in, first out), keeps the latency
+	// of many concurrent clients close to their average: left to the
+	// scheduler, fifty searches in flight on two cores finish in no
+	// particular order, and the unlucky ones wait six times the average.
+	select {
+	case s.searchSlots <- struct{}{}:
+	case <-r.Context().Done():
+		return // the client has gone
+	}
+	defer func() { <-s.searchSlots }()
 	page, err := s.data.Catalog.Search(q)
 	if errors.Is(err, meta.ErrInvalid) {
 		// What meta rejects that the parser let through: a cursor that is

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -104,6 +105,10 @@ type Server struct {
 	verified   *verifyCache
 	argonSlots chan struct{}
 
+	// searchSlots admits searches GOMAXPROCS at a time, in arrival order
+	// (recordings.go, handleSearch).
+	searchSlots chan struct{}
+
 	// openAPIDoc is the OpenAPI document, built by New (openapi.go).
 	openAPIDoc []byte
 	// auditQ writes search and view audit entries behind the request.
@@ -164,7 +169,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		byAddress: newThrottle(addressBurst, addressRefill, throttleKeys, cfg.Now),
 		verified:  newVerifyCache(5*time.Minute, 10_000, cfg.Now),
 		// One argon2id check at a time per core: each takes 64 MiB.
-		argonSlots: make(chan struct{}, 2),
+		argonSlots:  make(chan struct{}, 2),
+		searchSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 
 		mux:  http.NewServeMux(),
 		stop: make(chan struct{}),

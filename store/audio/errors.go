@@ -24,6 +24,10 @@ var (
 	// ErrMP3Unavailable: the binary was built without cgo, so the LAME MP3
 	// encoder is not linked in. Decoding MP3 still works.
 	ErrMP3Unavailable = errors.New("audio: MP3 encoding unavailable (built without cgo)")
+	// ErrSizeUnknown: the output's size cannot be known before rendering
+	// (MP3 at a rate whose frames vary in length), so it cannot be cut
+	// into byte ranges.
+	ErrSizeUnknown = errors.New("audio: output size not known in advance")
 	// ErrUnknownSource: Open could not recognise the recording's content.
 	ErrUnknownSource = errors.New("audio: unrecognised recording content")
 )

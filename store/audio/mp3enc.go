@@ -24,3 +24,26 @@ func MP3OutputRate(rate int) int {
 	}
 	return rate
 }
+
+// mp3FrameLayout reports the bytes of every MP3 frame and the input frames
+// (at rate) each one covers, for CBR MP3 made from PCM at rate, when both
+// are constant: the MP3's rate divides the bit rate evenly, so no frame
+// carries a padding byte, and a frame spans a whole number of input
+// frames. That holds for the telephony rates (8, 12, 16, 24, 32 and 48 kHz
+// at the default bit rates) and not for the 11.025/22.05/44.1 kHz family,
+// whose frames alternate in length. ok is false then.
+func mp3FrameLayout(rate, channels, kbps int) (frameBytes, inFrames int64, ok bool) {
+	if kbps == 0 {
+		kbps = DefaultMP3Kbps(rate, channels)
+	}
+	out := MP3OutputRate(rate)
+	spf := 576 // MPEG-2 Layer III, up to 24 kHz
+	if out >= 32000 {
+		spf = 1152 // MPEG-1
+	}
+	bits := spf * kbps * 1000 // bits per frame times out
+	if bits%(8*out) != 0 || spf*rate%out != 0 {
+		return 0, 0, false
+	}
+	return int64(bits / (8 * out)), int64(spf * rate / out), true
+}

@@ -64,6 +64,11 @@ func NewMP3Encoder(w io.Writer, rate, channels, kbps int) (*MP3Encoder, error) {
 	C.lame_set_VBR(gf, C.vbr_off)
 	C.lame_set_brate(gf, C.int(kbps))
 	C.lame_set_quality(gf, 5)
+	// No bit reservoir: every frame then carries its own data and is
+	// exactly as long as the bit rate says, so MP3 output can be made in
+	// independent segments that a byte range maps onto (mp3seg.go). At
+	// speech bit rates the reservoir's gain is small.
+	C.lame_set_disable_reservoir(gf, 1)
 	// No Xing/LAME info frame: it would have to be rewritten at the start of
 	// the stream after encoding, which a streaming writer cannot do.
 	C.lame_set_bWriteVbrTag(gf, 0)

@@ -54,8 +54,9 @@ type RenderOptions struct {
 	// Otherwise only the source rate, twice it or half of it are possible.
 	Rate int
 	// Offset and Length cut the byte range [Offset, Offset+Length) out of
-	// the PCM16/WAV output (Length 0 = to the end), for HTTP Range.
-	// Not supported for MP3.
+	// the output (Length 0 = to the end), for HTTP Range. MP3 output is cut
+	// at segments (mp3seg.go); at rates whose MP3 frames vary in length it
+	// cannot be cut (ErrSizeUnknown).
 	Offset, Length int64
 	// MP3Kbps is the MP3 bit rate; 0 = DefaultMP3Kbps.
 	MP3Kbps int
@@ -191,10 +192,11 @@ func (s *Source) OutputRate(o RenderOptions) (int, error) {
 	return p.rate, err
 }
 
-// RenderedSize returns the exact number of bytes Render writes for PCM16
-// and WAV output, before Offset/Length are applied, so an HTTP layer can
-// send Content-Length and answer Range requests. MP3 sizes are not known
-// in advance (ErrBadArgument).
+// RenderedSize returns the exact number of bytes Render writes, before
+// Offset/Length are applied, so an HTTP layer can send Content-Length and
+// answer Range requests. For MP3 it encodes the last segment (a few
+// seconds of audio) to learn its length; an MP3 whose frames vary in
+// length has no size known in advance (ErrSizeUnknown).
 func (s *Source) RenderedSize(o RenderOptions) (int64, error) {
 	p, err := s.plan(o)
 	if err != nil {
@@ -207,7 +209,7 @@ func (s *Source) RenderedSize(o RenderOptions) (int64, error) {
 	case OutputWAV:
 		return WAVHeaderSize + n, nil
 	}
-	return 0, fmt.Errorf("%w: the size of MP3 output is not known in advance", ErrBadArgument)
+	return s.mp3Size(p, o.MP3Kbps)
 }
 
 // Render pieces: the first is one 20 ms tick so the first byte leaves at
@@ -225,8 +227,8 @@ func (s *Source) Render(ctx context.Context, w io.Writer, o RenderOptions) error
 	if err != nil {
 		return err
 	}
-	if o.Format == OutputMP3 && (o.Offset != 0 || o.Length != 0) {
-		return fmt.Errorf("%w: byte ranges of MP3 output", ErrBadArgument)
+	if o.Format == OutputMP3 {
+		return s.renderMP3(ctx, w, p, o)
 	}
 	frameBytes := int64(2 * p.outCh)
 	var header []byte
@@ -262,13 +264,6 @@ func (s *Source) Render(ctx context.Context, w io.Writer, o RenderOptions) error
 	if err != nil {
 		return err
 	}
-	var enc *MP3Encoder
-	if o.Format == OutputMP3 {
-		if enc, err = NewMP3Encoder(w, p.rate, p.outCh, o.MP3Kbps); err != nil {
-			return err
-		}
-		defer enc.Close()
-	}
 	out := make([]byte, pieceMs*p.rate/1000*int(frameBytes)+64)
 	piece := firstPieceMs * p.rate / 1000
 	for pos := firstFrame; pos < lastFrame; {
@@ -285,12 +280,6 @@ func (s *Source) Render(ctx context.Context, w io.Writer, o RenderOptions) error
 		}
 		pos += n
 		piece = pieceMs * p.rate / 1000
-		if enc != nil {
-			if err := enc.Write(pcm); err != nil {
-				return err
-			}
-			continue
-		}
 		b := out[:0]
 		for _, v := range pcm {
 			b = binary.LittleEndian.AppendUint16(b, uint16(v))
@@ -304,9 +293,6 @@ func (s *Source) Render(ctx context.Context, w io.Writer, o RenderOptions) error
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
-	}
-	if enc != nil {
-		return enc.Close()
 	}
 	return nil
 }
