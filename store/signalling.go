@@ -124,15 +124,18 @@ func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 	mu.Lock()
 	defer mu.Unlock()
 	path := s.signalPath(rec)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
-	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		// The day's directory is gone (the tier mover moved its last file).
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		}
+	}
 	if err != nil {
 		return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
 	}
 	defer f.Close()
-	n, end, err := scanSignalFile(f, hdr)
+	n, end, size, err := scanSignalFile(f, hdr)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", id, err)
 	}
@@ -153,8 +156,10 @@ func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 		buf.Write(ct)
 	}
 	// A torn tail (a crash mid-append) is cut off and overwritten.
-	if err := f.Truncate(end); err != nil {
-		return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
+	if end != size {
+		if err := f.Truncate(end); err != nil {
+			return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
+		}
 	}
 	if _, err := f.WriteAt(buf.Bytes(), end); err != nil {
 		return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
@@ -249,35 +254,34 @@ func sigAAD(hdr []byte, index uint64) []byte {
 	return aad
 }
 
-// scanSignalFile walks the record lengths of an open side file: how many
-// whole records it holds and where the last one ends (0 for an empty or
-// new file; a header cut short counts as empty).
-func scanSignalFile(f *os.File, hdr []byte) (uint64, int64, error) {
+// scanSignalFile reads the record lengths of an open side file (it is
+// kilobytes: one read): how many whole records it holds, where the last
+// one ends (0 for an empty or new file; a header cut short counts as
+// empty) and the file's size.
+func scanSignalFile(f *os.File, hdr []byte) (n uint64, end, size int64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	size := fi.Size()
+	size = fi.Size()
 	if size < int64(len(hdr)) {
-		return 0, 0, nil
+		return 0, 0, size, nil
 	}
-	got := make([]byte, len(hdr))
-	if _, err := f.ReadAt(got, 0); err != nil {
-		return 0, 0, err
+	if size > 1<<30 {
+		return 0, 0, size, fmt.Errorf("%w: side file of %d bytes", ErrSignalling, size)
 	}
-	if !bytes.Equal(got, hdr) {
-		return 0, 0, fmt.Errorf("%w: side file header is not this recording's", ErrSignalling)
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return 0, 0, size, err
 	}
-	var n uint64
+	if !bytes.Equal(b[:len(hdr)], hdr) {
+		return 0, 0, size, fmt.Errorf("%w: side file header is not this recording's", ErrSignalling)
+	}
 	off := int64(len(hdr))
-	var l [4]byte
 	for off+4 <= size {
-		if _, err := f.ReadAt(l[:], off); err != nil {
-			return 0, 0, err
-		}
-		rl := int64(binary.BigEndian.Uint32(l[:]))
+		rl := int64(binary.BigEndian.Uint32(b[off:]))
 		if rl < sigNonceSize+16 || rl > sigMaxRecord+sigNonceSize+16 {
-			return 0, 0, fmt.Errorf("%w: record %d at offset %d has length %d", ErrSignalling, n, off, rl)
+			return 0, 0, size, fmt.Errorf("%w: record %d at offset %d has length %d", ErrSignalling, n, off, rl)
 		}
 		if off+4+rl > size {
 			break // torn tail
@@ -285,7 +289,7 @@ func scanSignalFile(f *os.File, hdr []byte) (uint64, int64, error) {
 		off += 4 + rl
 		n++
 	}
-	return n, off, nil
+	return n, off, size, nil
 }
 
 // readSignals decrypts a whole side file. A record cut short at the end (a
