@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +34,10 @@ import (
 // CALLVAULT_BENCH_API_DIR=<dir> builds the data directory there instead of
 // in a temporary directory (it takes about a gigabyte);
 // CALLVAULT_BENCH_API_SECS sets the seconds per filter (default 15);
-// CALLVAULT_BENCH_API_N the number of recordings (default 1,000,000).
+// CALLVAULT_BENCH_API_N the number of recordings (default 1,000,000);
+// CALLVAULT_BENCH_API_FILTER a regular expression picking filters by name.
+// With CALLVAULT_BENCH_API_DIR set, a data directory built by an earlier
+// run is reused.
 func TestSearchAPILoad(t *testing.T) {
 	if os.Getenv("CALLVAULT_BENCH_API") != "1" {
 		t.Skip("set CALLVAULT_BENCH_API=1 to run the 1,000,000-recording search load test (takes minutes)")
@@ -53,9 +57,13 @@ func TestSearchAPILoad(t *testing.T) {
 	key := "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 	secret := "cvt_loadtest0000000000000000000000000000000"
 	w := newLoadWorld(n)
-	start := time.Now()
-	buildLoadData(t, dataDir, key, secret, w)
-	t.Logf("built %d recordings in %v", n, time.Since(start).Round(time.Second))
+	if _, err := os.Stat(filepath.Join(dataDir, "meta.db")); err == nil && os.Getenv("CALLVAULT_BENCH_API_DIR") != "" {
+		t.Logf("reusing the data directory %s (built earlier with the same CALLVAULT_BENCH_API_N)", dataDir)
+	} else {
+		start := time.Now()
+		buildLoadData(t, dataDir, key, secret, w)
+		t.Logf("built %d recordings in %v", n, time.Since(start).Round(time.Second))
+	}
 	srv := startServer(t, dir, []string{"CALLVAULT_MASTER_KEY=" + key}, "--data-dir", dataDir)
 	base := "http://" + srv.addr
 
@@ -106,6 +114,15 @@ func TestSearchAPILoad(t *testing.T) {
 		{"combined (group+direction+minDuration)", vary(func() string {
 			return fmt.Sprintf("/api/v1/recordings?group=g%02d&direction=incoming&minDurationMs=60000", rng.IntN(loadGroups))
 		})},
+	}
+	if re := os.Getenv("CALLVAULT_BENCH_API_FILTER"); re != "" {
+		keep := regexp.MustCompile(re)
+		filters = slices.DeleteFunc(filters, func(f struct {
+			name  string
+			paths []string
+		}) bool {
+			return !keep.MatchString(f.name)
+		})
 	}
 	luaDir := t.TempDir()
 	var table strings.Builder
