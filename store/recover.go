@@ -34,6 +34,12 @@ func (s *Store) recover(ctx context.Context) error {
 		q.Cursor = page.Next
 	}
 	for _, rec := range open {
+		if rec.Node != "" && s.cfg.Node != "" && rec.Node != s.cfg.Node {
+			// In a cluster, another node is writing this recording: our
+			// copy of its metadata may only be behind (issue 8). Its
+			// writer recovers it, not us.
+			continue
+		}
 		if rec.Source == meta.SourceUpload {
 			if err := s.discardUpload(ctx, rec); err != nil {
 				return err
