@@ -60,6 +60,7 @@ func (s *Server) registerPages() error {
 	s.mux.HandleFunc("GET /account", pg.page(pg.handleAccount))
 	s.mux.HandleFunc("GET /admin", pg.page(pg.handleAdmin))
 	s.mux.HandleFunc("GET /audit", pg.page(pg.handleAudit))
+	s.mux.HandleFunc("GET /exports", pg.page(pg.handleExports))
 	return nil
 }
 
@@ -97,6 +98,10 @@ type pageData struct {
 	// Admin page.
 	GlobalAdmin bool // an admin of the default tenant: manages tenants
 	RoleTable   roleTable
+
+	// Exports page: a search or IDs handed over by the recordings page.
+	ExportQuery string
+	ExportIDs   string
 }
 
 // roleTable is what each role may do at most (roleActions): the admin
@@ -417,6 +422,22 @@ func (pg *pages) handleAudit(w http.ResponseWriter, r *http.Request, p *Principa
 	}
 	d.Script, d.Title, d.Nav = "audit.js", d.L.T("nav.audit"), "audit"
 	pg.render(w, "audit.html", http.StatusOK, d)
+}
+
+// handleExports is the evidence exports page (the export routes need
+// ActAudit: admins and auditors). The recordings page hands a search or
+// a selection over in the query string; the job starts only when the
+// user confirms it here.
+func (pg *pages) handleExports(w http.ResponseWriter, r *http.Request, p *Principal, d *pageData) {
+	if !p.Can(ActAudit) {
+		pg.notFound(w, d)
+		return
+	}
+	q := r.URL.Query()
+	d.ExportQuery = q.Get("query")
+	d.ExportIDs = strings.Join(strings.Split(q.Get("ids"), ","), "\n")
+	d.Script, d.Title, d.Nav = "exports.js", d.L.T("nav.exports"), "exports"
+	pg.render(w, "exports.html", http.StatusOK, d)
 }
 
 // notFound answers a page the user may not see like one that does not

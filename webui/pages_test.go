@@ -483,3 +483,28 @@ func TestAdminPage(t *testing.T) {
 		t.Errorf("tenant admin: %d, tenants section present: %v", r.code, has(r.body, "tenants"))
 	}
 }
+
+// TestExportsPage: the exports page and its link exist for the roles the
+// export routes allow (ActAudit: admin, auditor) and for no one else; a
+// selection or a search handed over by the recordings page pre-fills it.
+func TestExportsPage(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addUser("admin", meta.RoleAdmin)
+	e.addUser("aud", meta.RoleAuditor)
+	e.addUser("sup", meta.RoleSupervisor)
+	e.addUser("alice", meta.RoleUser)
+	for user, ok := range map[string]bool{"admin": true, "aud": true, "sup": false, "alice": false} {
+		c := e.signIn(user)
+		home := e.page(c, "/")
+		r := e.page(c, "/exports?ids=a1,b2&query=direction%3Dincoming")
+		if got := r.code == 200 && has(r.body, "jobs") && has(home.body, "nav-exports") && has(home.body, "export-search"); got != ok {
+			t.Errorf("%s: exports page %d, link %v, want allowed=%v", user, r.code, has(home.body, "nav-exports"), ok)
+		}
+		if !ok && (r.code != 404 || has(r.body, "jobs") || has(home.body, "export-selected")) {
+			t.Errorf("%s: %d, or an export control is present", user, r.code)
+		}
+		if ok && (!strings.Contains(string(r.body), ">a1\nb2</textarea>") || !strings.Contains(string(r.body), `value="direction=incoming"`)) {
+			t.Errorf("%s: the hand-over is not pre-filled", user)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"container/list"
-	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -81,9 +80,8 @@ type peakWriter struct {
 	n       int64 // buckets
 	frame   int64 // frames seen
 	bucket  int64
-	nextEnd int64 // first frame of the next bucket
-	sample  int   // channel of the next sample within the frame
-	carry   []byte
+	nextEnd int64  // first frame of the next bucket
+	carry   []byte // the start of a frame split between writes
 	min     [][]int16
 	max     [][]int16
 }
@@ -92,7 +90,7 @@ func newPeakWriter(channels int, frames int64, n int) *peakWriter {
 	if int64(n) > frames {
 		n = int(frames)
 	}
-	w := &peakWriter{ch: channels, frames: frames, n: int64(n), carry: make([]byte, 0, 1),
+	w := &peakWriter{ch: channels, frames: frames, n: int64(n), carry: make([]byte, 0, 2*channels),
 		min: make([][]int16, channels), max: make([][]int16, channels)}
 	for c := range channels {
 		w.min[c] = make([]int16, n)
@@ -109,36 +107,50 @@ func newPeakWriter(channels int, frames int64, n int) *peakWriter {
 
 func (w *peakWriter) Write(p []byte) (int, error) {
 	written := len(p)
-	if len(w.carry) == 1 && len(p) > 0 {
-		w.add(int16(binary.LittleEndian.Uint16([]byte{w.carry[0], p[0]})))
+	fb := 2 * w.ch
+	// A frame split between two writes is completed in carry first.
+	if len(w.carry) > 0 {
+		k := min(fb-len(w.carry), len(p))
+		w.carry = append(w.carry, p[:k]...)
+		p = p[k:]
+		if len(w.carry) < fb {
+			return written, nil
+		}
+		w.frames1(w.carry)
 		w.carry = w.carry[:0]
-		p = p[1:]
 	}
-	for len(p) >= 2 {
-		w.add(int16(binary.LittleEndian.Uint16(p)))
-		p = p[2:]
-	}
-	if len(p) == 1 {
-		w.carry = append(w.carry, p[0])
-	}
+	whole := len(p) / fb * fb
+	w.frames1(p[:whole])
+	w.carry = append(w.carry, p[whole:]...)
 	return written, nil
 }
 
-func (w *peakWriter) add(s int16) {
-	if w.frame >= w.frames || w.n == 0 {
-		return // more than announced: ignored, the buckets are fixed
-	}
-	b := w.bucket
-	if s < w.min[w.sample][b] {
-		w.min[w.sample][b] = s
-	}
-	if s > w.max[w.sample][b] {
-		w.max[w.sample][b] = s
-	}
-	w.sample++
-	if w.sample == w.ch {
-		w.sample = 0
-		w.frame++
+// frames1 folds whole frames: a bucket's run at a time, with the running
+// minimum and maximum in locals (this loop sees every sample of the call).
+func (w *peakWriter) frames1(p []byte) {
+	fb := 2 * w.ch
+	for len(p) >= fb && w.frame < w.frames && w.n > 0 {
+		run := min(int64(len(p)/fb), w.nextEnd-w.frame)
+		if w.bucket == w.n-1 {
+			run = min(int64(len(p)/fb), w.frames-w.frame)
+		}
+		b := w.bucket
+		seg := p[:run*int64(fb)]
+		for c := 0; c < w.ch; c++ {
+			lo, hi := w.min[c][b], w.max[c][b]
+			for i := 2 * c; i+1 < len(seg); i += fb {
+				v := int16(uint16(seg[i]) | uint16(seg[i+1])<<8)
+				if v < lo {
+					lo = v
+				}
+				if v > hi {
+					hi = v
+				}
+			}
+			w.min[c][b], w.max[c][b] = lo, hi
+		}
+		p = p[len(seg):]
+		w.frame += run
 		for w.frame >= w.nextEnd && w.bucket < w.n-1 {
 			w.bucket++
 			w.nextEnd = (w.bucket + 1) * w.frames / w.n
@@ -190,9 +202,16 @@ func (c *peakCache) put(key string, v *peaksJSON) {
 	}
 }
 
-// computePeaks renders src as stereo PCM and folds it into n buckets.
-func computePeaks(r *http.Request, src *audio.Source, n int) (*peaksJSON, error) {
+// computePeaks renders src as stereo PCM and folds it into n buckets. A
+// one-channel recording renders the same samples on both sides of the
+// stereo layout, so it is rendered once, as mono, and its peaks are given
+// for both channels: half the decoding and folding.
+func computePeaks(r *http.Request, src *audio.Source, n int, oneChannel bool) (*peaksJSON, error) {
 	o := audio.RenderOptions{Format: audio.OutputPCM16, Layout: audio.LayoutStereo}
+	channels := 2
+	if oneChannel {
+		o.Layout, channels = audio.LayoutMono, 1
+	}
 	size, err := src.RenderedSize(o)
 	if err != nil {
 		return nil, fmt.Errorf("rendered size: %w", err)
@@ -201,15 +220,17 @@ func computePeaks(r *http.Request, src *audio.Source, n int) (*peaksJSON, error)
 	if err != nil {
 		return nil, fmt.Errorf("output rate: %w", err)
 	}
-	const channels = 2
-	frames := size / (2 * channels)
+	frames := size / int64(2*channels)
 	pw := newPeakWriter(channels, frames, n)
 	if frames > 0 {
 		if err := src.Render(r.Context(), pw, o); err != nil {
 			return nil, fmt.Errorf("render: %w", err)
 		}
 	}
-	out := &peaksJSON{Buckets: int(pw.n), Channels: channels, Rate: rate, Frames: frames, Min: pw.min, Max: pw.max}
+	out := &peaksJSON{Buckets: int(pw.n), Channels: 2, Rate: rate, Frames: frames, Min: pw.min, Max: pw.max}
+	if oneChannel {
+		out.Min, out.Max = [][]int16{pw.min[0], pw.min[0]}, [][]int16{pw.max[0], pw.max[0]}
+	}
 	if rate > 0 {
 		out.DurationMs = frames * 1000 / int64(rate)
 	}
@@ -236,7 +257,7 @@ func (s *Server) handlePeaks(cache *peakCache) func(w http.ResponseWriter, r *ht
 			if !ok {
 				return
 			}
-			out, err = computePeaks(r, src, n)
+			out, err = computePeaks(r, src, n, rec.Channels == 1)
 			_ = c.Close()
 			if err != nil {
 				if r.Context().Err() == nil {

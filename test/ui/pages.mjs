@@ -216,6 +216,48 @@ await run(async (browser) => {
   check(report.storageTiers > 0 || await admin.isVisible('#no-storage'), 'storage panel shows tiers or says why not');
   check(admin.errors.length === 0, `admin page: no script errors: ${admin.errors}`);
 
+  // ---- Audit log viewer: filter by user (typed by name), action, recording ----
+  await admin.goto(base + '/audit');
+  await admin.waitForSelector('#audit tbody tr');
+  await admin.fill('#a-user', 'admin');
+  await admin.selectOption('#a-action', 'user');
+  await admin.click('#audit-filters button[type="submit"]');
+  await admin.waitForFunction(() => [...document.querySelectorAll('#audit tbody tr')].every((r) => r.cells[2].textContent === document.querySelector('#a-action').selectedOptions[0].textContent));
+  const who = await admin.$$eval('#audit tbody tr', (rs) => rs.map((r) => r.cells[1].textContent));
+  check(who.length >= 3 && who.every((w) => w === 'admin'), `audit filtered to admin's user changes: ${who}`);
+  await admin.fill('#a-user', '');
+  await admin.selectOption('#a-action', '');
+  await admin.fill('#a-recording', longId);
+  await admin.click('#audit-filters button[type="submit"]');
+  await admin.waitForFunction((id) => { const rs = [...document.querySelectorAll('#audit tbody tr')]; return rs.length > 0 && rs.every((r) => r.cells[4].textContent === id); }, longId);
+  await admin.fill('#a-recording', '');
+  await admin.fill('#a-from', '2000-01-01T00:00');
+  await admin.fill('#a-to', '2000-01-02T00:00');
+  await admin.click('#audit-filters button[type="submit"]');
+  await admin.waitForSelector('#no-entries:not([hidden])');
+
+  // ---- Evidence exports: selection handed over, job followed to done, zip ----
+  await admin.goto(base + '/recordings/all');
+  const exBoxes = admin.locator('#recordings tbody input.sel');
+  for (const i of [0, 1]) await exBoxes.nth(i).check();
+  const exIds = await admin.$$eval('#recordings tbody input.sel:checked', (bs) => bs.map((b) => b.value));
+  await admin.click('#export-selected');
+  await admin.waitForURL(/\/exports\?ids=/);
+  check((await admin.inputValue('#x-ids')).split('\n').sort().join() === [...exIds].sort().join(), 'exports page pre-filled with the selection');
+  await admin.click('#export-ids button[type="submit"]');
+  await admin.waitForSelector('#jobs tbody tr[data-state="done"]', { timeout: 60000 });
+  const [bundle] = await Promise.all([admin.waitForEvent('download'), admin.click('#jobs tbody tr[data-state="done"] a.download')]);
+  const bundlePath = join(downloads, bundle.suggestedFilename());
+  await bundle.saveAs(bundlePath);
+  const bz = readFileSync(bundlePath);
+  const bEnd = bz.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  check(bz.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])) && bEnd > 0 && bz.readUInt16LE(bEnd + 10) >= 2, `export bundle is a zip with entries (${bz.length} bytes)`);
+  report.exportBundle = { name: bundle.suggestedFilename(), bytes: bz.length, entries: bz.readUInt16LE(bEnd + 10) };
+  // Remove the finished job.
+  await admin.click('#jobs tbody tr[data-state="done"] button.remove');
+  await admin.waitForFunction(() => !document.querySelector('#jobs tbody tr[data-state="done"]'));
+  check(admin.errors.length === 0, `exports page: no script errors: ${admin.errors}`);
+
   // ---- Screenshots of every page in English and German ----
   for (const lang of ['en', 'de']) {
     const p = await signIn(browser, 'admin', adminPW, lang);
@@ -224,7 +266,7 @@ await run(async (browser) => {
     await p.goto(base + '/recordings/' + longId);
     await p.waitForSelector('#wave[data-drawn="true"]', { timeout: 30000 });
     await shot(p, 'detail', lang);
-    for (const name of ['account', 'admin', 'audit']) {
+    for (const name of ['account', 'admin', 'audit', 'exports']) {
       await p.goto(base + '/' + name);
       await p.waitForLoadState('networkidle');
       await shot(p, name, lang);
@@ -295,6 +337,16 @@ await run(async (browser) => {
   check(mb.length > 100000 && (mb.subarray(0, 3).toString() === 'ID3' || (mb[0] === 0xff && (mb[1] & 0xe0) === 0xe0)), 'an MP3 file');
   report.mp3 = { name: mp3.suggestedFilename(), bytes: mb.length };
   check(alice.errors.length === 0, `alice: no script errors: ${alice.errors}`);
+
+  // ---- The auditor exports every preserved recording (alice just held one) ----
+  const aud = await signIn(browser, 'aud', pw);
+  await aud.click('#nav-exports');
+  await aud.waitForSelector('#export-preserved');
+  await aud.click('#export-preserved button');
+  await aud.waitForSelector('#jobs tbody tr[data-state="done"]', { timeout: 60000 });
+  const audJob = await aud.textContent('#jobs tbody tr[data-state="done"] td:nth-child(4)');
+  check(/1\s*\/\s*1|\d+\s*\/\s*\d+/.test(audJob), `auditor's job progressed to done: ${audJob}`);
+  await aud.context().close();
 
   // ---- Arabic, right to left, picked in the page ----
   await alice.goto(base + '/recordings');

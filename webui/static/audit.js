@@ -9,11 +9,25 @@ for (const k of keys('auditAction.')) $('a-action').append(el('option', { value:
 
 let query = new URLSearchParams();
 let next = '';
+// The API filters by the actor's ID; the people seen in the entries so far
+// are offered by name (a datalist of ID → name), so nobody has to copy IDs.
+const actors = new Map();
+
+function rememberActors(entries) {
+  let added = false;
+  for (const e of entries) {
+    if (e.actor && e.actorName && !actors.has(e.actor)) { actors.set(e.actor, e.actorName); added = true; }
+  }
+  if (added) $('a-user-list').replaceChildren(...[...actors].map(([id, name]) => el('option', { value: id, label: name }, name)));
+}
 
 function read() {
   const q = new URLSearchParams();
   const set = (k, v) => { if (v) q.set(k, v); };
-  set('user', $('a-user').value.trim());
+  // A name typed instead of an ID is looked up among the actors seen.
+  const who = $('a-user').value.trim();
+  const byName = [...actors].find(([, name]) => name === who);
+  set('user', byName ? byName[0] : who);
   set('recording', $('a-recording').value.trim());
   set('action', $('a-action').value);
   set('from', fromLocalInput($('a-from').value));
@@ -28,6 +42,7 @@ async function load(append) {
   try {
     const page = await api('GET', '/api/v1/audit?' + q);
     next = page.next;
+    rememberActors(page.entries);
     const rows = page.entries.map((e) => el('tr', {},
       el('td', {}, el('time', { datetime: e.time }, fmtDateTime(e.time))),
       el('td', {}, e.actorName || e.actor),

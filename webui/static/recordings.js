@@ -220,8 +220,9 @@ function init() {
     all.checked = boxes.length > 0 && [...boxes].every((b) => b.checked);
     all.indeterminate = !all.checked && [...boxes].some((b) => b.checked);
     $('selection').textContent = selected.size ? t('rec.selected', { n: selected.size }) : '';
-    const dl = $('download-selected'), del = $('delete-selected');
+    const dl = $('download-selected'), del = $('delete-selected'), ex = $('export-selected');
     if (dl) dl.disabled = selected.size === 0;
+    if (ex) ex.disabled = selected.size === 0;
     if (del) del.disabled = selected.size === 0;
   }
 
@@ -282,6 +283,13 @@ function init() {
       await load(cursor, true);
     } catch (err) { failed(err); }
   });
+
+  // Evidence exports (admins and auditors): hand the selection or the
+  // search to the exports page, where the job is confirmed and followed.
+  const exSel = $('export-selected');
+  if (exSel) exSel.addEventListener('click', () => location.assign('/exports?ids=' + encodeURIComponent([...selected].join(','))));
+  const exSearch = $('export-search');
+  if (exSearch) exSearch.addEventListener('click', () => location.assign('/exports?query=' + encodeURIComponent(apiQuery(params, '').toString())));
 
   // Auto-refresh: the same page again, every 15 s, while the tab is seen.
   setInterval(async () => {
