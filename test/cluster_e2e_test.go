@@ -297,7 +297,7 @@ func TestCluster(t *testing.T) {
 	for _, id := range uploaded {
 		for !c.has(leader, id) {
 			if time.Now().After(deadline) {
-				t.Fatalf("restarted node did not catch up: %s missing", id)
+				t.Fatalf("restarted node did not catch up: %s missing\n%s", id, leader.stderr)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
