@@ -3,6 +3,7 @@ package test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -57,12 +58,25 @@ func TestSearchAPILoad(t *testing.T) {
 	key := "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 	secret := "cvt_loadtest0000000000000000000000000000000"
 	w := newLoadWorld(n)
-	if _, err := os.Stat(filepath.Join(dataDir, "meta.db")); err == nil && os.Getenv("CALLVAULT_BENCH_API_DIR") != "" {
-		t.Logf("reusing the data directory %s (built earlier with the same CALLVAULT_BENCH_API_N)", dataDir)
+	// The world's IDs and references, saved beside a data directory that a
+	// later run may reuse.
+	saved := filepath.Join(dir, "loadworld.json")
+	if raw, err := os.ReadFile(saved); err == nil && os.Getenv("CALLVAULT_BENCH_API_DIR") != "" {
+		if err := json.Unmarshal(raw, w); err != nil || len(w.IDs) != n {
+			t.Fatalf("%s: %v, %d recordings (want %d: remove the directory to rebuild)", saved, err, len(w.IDs), n)
+		}
+		t.Logf("reusing the data directory %s", dataDir)
 	} else {
 		start := time.Now()
 		buildLoadData(t, dataDir, key, secret, w)
 		t.Logf("built %d recordings in %v", n, time.Since(start).Round(time.Second))
+		raw, err := json.Marshal(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(saved, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv := startServer(t, dir, []string{"CALLVAULT_MASTER_KEY=" + key}, "--data-dir", dataDir)
 	base := "http://" + srv.addr
@@ -94,8 +108,8 @@ func TestSearchAPILoad(t *testing.T) {
 			return fmt.Sprintf("/api/v1/recordings?minDurationMs=%d&maxDurationMs=%d", lo, lo+30_000)
 		})},
 		{"callId", vary(func() string { return "/api/v1/recordings?callId=" + w.callID(rng.IntN(n)) })},
-		{"recordingId", vary(func() string { return "/api/v1/recordings?recordingId=" + w.ids[rng.IntN(n)] })},
-		{"reference", vary(func() string { return "/api/v1/recordings?reference=" + w.refs[rng.IntN(n)] })},
+		{"recordingId", vary(func() string { return "/api/v1/recordings?recordingId=" + w.IDs[rng.IntN(n)] })},
+		{"reference", vary(func() string { return "/api/v1/recordings?reference=" + w.Refs[rng.IntN(n)] })},
 		{"notes", vary(func() string { return "/api/v1/recordings?notes=" + pick(loadNoteWords) })},
 		{"direction", vary(func() string { return "/api/v1/recordings?direction=" + pick([]string{"incoming", "outgoing"}) })},
 		{"localUser", vary(func() string { return "/api/v1/recordings?localUser=" + w.userID(rng.IntN(loadUsers)) })},
@@ -200,13 +214,13 @@ var (
 // remote parties, recordings over the last 30 days.
 type loadWorld struct {
 	n    int
-	ids  []string
-	refs []string
-	now  time.Time
+	IDs  []string
+	Refs []string
+	Now  time.Time
 }
 
 func newLoadWorld(n int) *loadWorld {
-	return &loadWorld{n: n, now: time.Now().UTC().Truncate(time.Hour)}
+	return &loadWorld{n: n, Now: time.Now().UTC().Truncate(time.Hour)}
 }
 
 func (w *loadWorld) userID(i int) string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", i) }
@@ -229,13 +243,13 @@ func buildLoadData(t *testing.T, dataDir, key, secret string, w *loadWorld) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := meta.User{ID: uuid.NewString(), Username: "admin", Role: meta.RoleAdmin, PasswordHash: hash, Created: w.now,
+	admin := meta.User{ID: uuid.NewString(), Username: "admin", Role: meta.RoleAdmin, PasswordHash: hash, Created: w.Now,
 		Permissions: meta.Permissions{Play: true, Download: true, Delete: true, Preserve: true, Notes: true, BulkDownload: true, Upload: true}}
 	cmds := []meta.Command{&meta.CreateUser{User: admin},
-		&meta.CreateToken{Token: meta.Token{ID: uuid.NewString(), User: admin.ID, Hash: sha256.Sum256([]byte(secret)), Label: "load", Created: w.now}}}
+		&meta.CreateToken{Token: meta.Token{ID: uuid.NewString(), User: admin.ID, Hash: sha256.Sum256([]byte(secret)), Label: "load", Created: w.Now}}}
 	for i := range loadUsers {
 		cmds = append(cmds, &meta.CreateUser{User: meta.User{ID: w.userID(i), Username: fmt.Sprintf("user%04d", i), Role: meta.RoleUser,
-			Groups: []string{fmt.Sprintf("g%02d", i%loadGroups)}, Created: w.now}})
+			Groups: []string{fmt.Sprintf("g%02d", i%loadGroups)}, Created: w.Now}})
 	}
 	apply := func(cmds []meta.Command) []meta.Result {
 		enc := make([][]byte, len(cmds))
@@ -263,11 +277,11 @@ func buildLoadData(t *testing.T, dataDir, key, secret string, w *loadWorld) {
 	// in a real installation.
 	starts := make([]int64, w.n)
 	for i := range starts {
-		starts[i] = w.now.UnixMilli() - span + rng.Int64N(span)
+		starts[i] = w.Now.UnixMilli() - span + rng.Int64N(span)
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
-	w.ids = make([]string, 0, w.n)
-	w.refs = make([]string, 0, w.n)
+	w.IDs = make([]string, 0, w.n)
+	w.Refs = make([]string, 0, w.n)
 	const batch = 10_000
 	for lo := 0; lo < w.n; lo += batch {
 		cmds = cmds[:0]
@@ -303,10 +317,10 @@ func buildLoadData(t *testing.T, dataDir, key, secret string, w *loadWorld) {
 				rec.Preserved = &meta.Preservation{By: admin.ID, At: start}
 			}
 			cmds = append(cmds, &meta.CreateRecording{Recording: rec})
-			w.ids = append(w.ids, rec.ID)
+			w.IDs = append(w.IDs, rec.ID)
 		}
 		for _, r := range apply(cmds) {
-			w.refs = append(w.refs, r.Reference)
+			w.Refs = append(w.Refs, r.Reference)
 		}
 	}
 }
