@@ -198,6 +198,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 	if err != nil {
 		return "", int64(len(head)), badRequest(reasonInvalidAudio, err)
 	}
+	// Kept for measure: a WAV's duration follows from its header and the
+	// bytes received, without reading the stored file back.
+	head = bytes.Clone(head)
 	rec.File.Format = meta.FormatWAV
 	if kind == kindMP3 {
 		rec.File.Format = meta.FormatMP3
@@ -227,7 +230,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 	if f := checkRest(mr, limit); f != nil {
 		return "", n, abort(f)
 	}
-	final, err := measure(ctx, uw, kind, md.Duration)
+	final, err := measure(ctx, uw, kind, md.Duration, head, n)
 	if err != nil {
 		return "", n, abort(failFor(err))
 	}
@@ -405,35 +408,54 @@ func checkRest(mr *multipart.Reader, limit int64) *uploadFail {
 	}
 }
 
-// measure opens the stored file and reads its format and duration. A
-// metadata duration more than a second away from the measured one is kept
-// as given, and flagged, as the issue asks: the uploader may know better
-// (a file cut at the start), and a reviewer sees the flag.
-func measure(ctx context.Context, uw UploadWriter, kind audioKind, given time.Duration) (UploadFinal, error) {
-	af, err := uw.Audio(ctx)
-	if err != nil {
-		return UploadFinal{}, fmt.Errorf("open stored upload: %w", err)
-	}
-	defer af.Close()
+// measure reads the upload's format and duration: a WAV's from its head
+// (the first bytes, kept in memory) and its size, when its header lies in
+// the head, and otherwise, and for MP3 (whose frames must be walked), from
+// the stored file read back. A metadata duration more than a second away
+// from the measured one is kept as given, and flagged, as the issue asks:
+// the uploader may know better (a file cut at the start), and a reviewer
+// sees the flag.
+func measure(ctx context.Context, uw UploadWriter, kind audioKind, given time.Duration, head []byte, size int64) (UploadFinal, error) {
 	var f audio.Format
 	var d time.Duration
 	var frames int64
-	switch kind {
-	case kindWAV:
-		wr, err := audio.NewWAVReaderAt(af, af.Size())
-		if err != nil {
-			return UploadFinal{}, fmt.Errorf("%w: %v", ErrInvalidAudio, err)
+	read := func(r io.ReaderAt, size int64) error {
+		switch kind {
+		case kindWAV:
+			wr, err := audio.NewWAVReaderAt(r, size)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalidAudio, err)
+			}
+			f, d, frames = wr.Format(), wr.Duration(), wr.NumFrames()
+			return allowedWAV(f)
+		case kindMP3:
+			mr, err := audio.NewMP3Reader(r, size)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalidAudio, err)
+			}
+			f, d, frames = mr.Format(), mr.Duration(), mr.NumFrames()
 		}
-		f, d, frames = wr.Format(), wr.Duration(), wr.NumFrames()
-		if err := allowedWAV(f); err != nil {
+		return nil
+	}
+	fromFile := kind != kindWAV
+	if !fromFile {
+		h := &headReaderAt{b: head}
+		if err := read(h, size); err != nil {
+			if !h.short {
+				return UploadFinal{}, err // the stored file starts with the same bytes
+			}
+			fromFile = true
+		}
+	}
+	if fromFile {
+		af, err := uw.Audio(ctx)
+		if err != nil {
+			return UploadFinal{}, fmt.Errorf("open stored upload: %w", err)
+		}
+		defer af.Close()
+		if err := read(af, af.Size()); err != nil {
 			return UploadFinal{}, err
 		}
-	case kindMP3:
-		mr, err := audio.NewMP3Reader(af, af.Size())
-		if err != nil {
-			return UploadFinal{}, fmt.Errorf("%w: %v", ErrInvalidAudio, err)
-		}
-		f, d, frames = mr.Format(), mr.Duration(), mr.NumFrames()
 	}
 	if frames <= 0 {
 		return UploadFinal{}, fmt.Errorf("%w: the file holds no audio", ErrInvalidAudio)
@@ -443,6 +465,27 @@ func measure(ctx context.Context, uw UploadWriter, kind audioKind, given time.Du
 		out.DurationMs, out.DurationFlagged = given.Milliseconds(), true
 	}
 	return out, nil
+}
+
+// headReaderAt serves the first bytes of an attachment from memory and
+// notes a read that needed more (short), so measure can tell "the header
+// does not fit in the head" from "the header is bad".
+type headReaderAt struct {
+	b     []byte
+	short bool
+}
+
+func (h *headReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(h.b)) {
+		h.short = true
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, h.b[off:])
+	if n < len(p) {
+		h.short = true
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, nil
 }
 
 // uploadRecording builds the new recording's metadata and applies the

@@ -120,6 +120,49 @@ func TestUploadDuration(t *testing.T) {
 	}
 }
 
+// TestUploadDurationHeaderPlacement: the duration is measured from the
+// header kept in memory when it fits there, from the stored file when a
+// large chunk (a 100 KiB LIST) pushes the data chunk past it, and from
+// the bytes received when the header claims more data than came.
+func TestUploadDurationHeaderPlacement(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addUser("admin", meta.RoleAdmin)
+	wav := readTestdata(t, "jfk_8k_ulaw.wav") // 11.000 s of µ-law, 8,000 bytes a second
+	dataAt := bytes.Index(wav, []byte("data"))
+	fmtAt := bytes.Index(wav, []byte("fmt "))
+	if dataAt < 0 || fmtAt < 0 || fmtAt > dataAt {
+		t.Fatal("unexpected test WAV layout")
+	}
+	list := append([]byte("LIST"), binary.LittleEndian.AppendUint32(nil, 100<<10)...)
+	list = append(list, make([]byte, 100<<10)...)
+	bigHeader := append(append(append([]byte{}, wav[:dataAt]...), list...), wav[dataAt:]...)
+	binary.LittleEndian.PutUint32(bigHeader[4:], uint32(len(bigHeader)-8))
+	cut := wav[:len(wav)-8000*3] // the header still says 11 s; 8 s came
+
+	// Each is given the duration it should measure: a different measurement
+	// would be flagged.
+	for name, c := range map[string]struct {
+		data  []byte
+		given string
+		ms    int64
+	}{
+		"header in the head":       {wav, "PT11S", 11000},
+		"header past the head":     {bigHeader, "PT11S", 11000},
+		"data shorter than header": {cut, "PT8S", 8000},
+	} {
+		r := e.do(basic(uploadRequest(t, imagicle, metaJSON("admin", e.clock.Now().Add(-time.Hour), c.given, ""), "a.wav", "audio/wave", c.data), "admin"))
+		if r.code != http.StatusCreated {
+			t.Fatalf("%s: %d %s", name, r.code, r.body)
+		}
+		var out struct{ ID string }
+		r.json(t, &out)
+		rec, _ := e.st.Meta().Recording(out.ID)
+		if rec.Duration != c.ms || rec.DurationFlagged {
+			t.Errorf("%s: stored %d ms, flagged %v; want %d ms measured, not flagged", name, rec.Duration, rec.DurationFlagged, c.ms)
+		}
+	}
+}
+
 type uploadCase struct {
 	name   string
 	req    func(t *testing.T) *http.Request
