@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -544,6 +545,36 @@ func TestExportSignalling(t *testing.T) {
 	}
 	if packets < 6+2 {
 		t.Errorf("%d packets: the large message was not split", packets)
+	}
+	tsharkReadsSIP(t, read(br.SIPPcap), []string{"INVITE", "INVITE", "ACK", "BYE", "OPTIONS", "MESSAGE"})
+}
+
+// tsharkReadsSIP opens a pcap with Wireshark's tshark, when installed, and
+// checks that it decodes the SIP requests named, in order (TCP messages
+// reassembled across segments).
+func tsharkReadsSIP(t *testing.T, pcap []byte, methods []string) {
+	t.Helper()
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Logf("tshark not installed (Debian package tshark): sip.pcap was checked with gopacket only")
+		return
+	}
+	p := filepath.Join(t.TempDir(), "sip.pcap")
+	if err := os.WriteFile(p, pcap, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tshark, "-r", p, "-Y", "sip.Request-Line", "-T", "fields", "-e", "sip.Method").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.Contains(l, " ") {
+			got = append(got, l)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(methods, ",") {
+		t.Errorf("tshark decodes the SIP methods %v, want %v\n%s", got, methods, out)
 	}
 }
 
