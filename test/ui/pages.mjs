@@ -94,7 +94,9 @@ await run(async (browser) => {
   const secs = () => admin.$$eval('#recordings tbody tr td:nth-child(4)', (tds) => tds.map((td) => td.textContent.trim().split(':').reduce((a, x) => a * 60 + Number(x), 0)));
   const up = await secs();
   check(up.length === 8 && up.every((d, i) => i === 0 || up[i - 1] <= d) && up[7] > up[0], `ascending durations ${up}`);
-  await admin.click('th[data-col="duration"] button');
+  // The header buttons work from the keyboard too.
+  await admin.focus('th[data-col="duration"] button');
+  await admin.keyboard.press('Enter');
   check((await ids(admin))[0] === longId && (await admin.getAttribute('th[data-col="duration"]', 'aria-sort')) === 'descending', 'descending: the one-hour call first');
   await admin.click('th[data-col="remote"] button');
   const remotes = await admin.$$eval('#recordings tbody tr td:nth-child(8)', (tds) => tds.map((td) => td.textContent.trim()));
@@ -278,6 +280,19 @@ await run(async (browser) => {
     await anon.close();
   }
   await admin.context().close();
+
+  // ---- The new pages right to left, in Arabic ----
+  const ar = await signIn(browser, 'admin', adminPW, 'ar');
+  for (const name of ['admin', 'exports']) {
+    await ar.goto(base + '/' + name);
+    await ar.waitForLoadState('networkidle');
+    check((await ar.getAttribute('html', 'dir')) === 'rtl' && (await ar.getAttribute('html', 'lang')) === 'ar', `${name} in Arabic is rtl`);
+    const box = await ar.locator('h1').boundingBox();
+    check(box && box.x + box.width > 1280 / 2, `${name}: the heading sits on the right in Arabic`);
+    await shot(ar, name, 'ar');
+  }
+  check(ar.errors.length === 0, `Arabic pages: no script errors: ${ar.errors}`);
+  await ar.context().close();
 
   // ---- Play, bookmarks, note, rating, preserve, download (alice) ----
   const alice = await signIn(browser, 'alice', pw);

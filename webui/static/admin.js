@@ -324,6 +324,7 @@ async function loadStorage() {
         el('td', { class: 'state' }, x.error ? t('storage.unavailable') + ': ' + x.error : t('storage.ok')));
     }));
     $('no-storage').hidden = tiers.length > 0;
+    $('storage').hidden = tiers.length === 0;
   } catch (err) {
     failed(err);
   }

@@ -39,6 +39,7 @@ async function load() {
     jobs.sort((a, b) => (a.created < b.created ? 1 : -1));
     $('jobs').tBodies[0].replaceChildren(...jobs.map(row));
     $('no-jobs').hidden = jobs.length > 0;
+    $('jobs').hidden = jobs.length === 0;
     if (jobs.some((j) => j.state === 'queued' || j.state === 'running')) timer = setTimeout(load, POLL_MS);
   } catch (err) {
     failed(err);
