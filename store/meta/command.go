@@ -51,6 +51,7 @@ const (
 	TypeAuditCheckpoint
 	TypeAppendAudits
 	TypeRequestRelease
+	TypeAddReplica
 )
 
 // Command is a metadata change. Only the types in this package implement it;
@@ -125,6 +126,7 @@ func newHandlerTable() [256]handler {
 	h[TypeAppendAudit] = handle[AppendAudit]()
 	h[TypeAuditCheckpoint] = handle[AuditCheckpoint]()
 	h[TypeAppendAudits] = handle[AppendAudits]()
+	h[TypeAddReplica] = handle[AddReplica]()
 	registerRecordingHandlers(&h)
 	return h
 }

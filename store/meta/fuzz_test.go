@@ -44,6 +44,8 @@ func fuzzSeedCommands() []Command {
 		&AddBookmark{ID: b.ID, Bookmark: Bookmark{ID: "x", Type: BookmarkDTMF, Time: jan}},
 		&RewrapDEKs{Keys: []Rewrap{{ID: b.ID, WrappedDEK: []byte{1, 2}, KeyTerm: 2}}},
 		&UpdateRecording{ID: b.ID, Status: StatusComplete, SealHash: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+		&AddReplica{ID: b.ID, Node: "node-b"},
+		&AddReplica{ID: b.ID, Node: "node-b"},
 		&PutSetting{Key: "k", Value: []byte("v")},
 		&DiscardRecording{ID: "0198a000-0000-7000-8000-000000000002"},
 		&SetRetention{Tenant: "t1", Days: 90},

@@ -219,6 +219,9 @@ type Recording struct {
 	Tier                Tier              `json:"tier,omitempty"`
 	File                FileInfo          `json:"file"`
 	DurationFlagged     bool              `json:"durationFlagged,omitempty"`
+	// Replicas are the cluster nodes other than Node that hold a verified
+	// copy of the sealed file, sorted (AddReplica, replica.go).
+	Replicas []string `json:"replicas,omitempty"`
 }
 
 // Size limits. They keep every index key far below bbolt's 32 KiB and a
