@@ -101,6 +101,8 @@ type DB struct {
 	// collectLimit bounds prefix-index walks in Search (see collectIter);
 	// a field so that tests can make the fallback happen on small data.
 	collectLimit int
+	// recs keeps the recordings search results decoded (reccache.go).
+	recs *recCache
 }
 
 // Open opens or creates the database file at path.
@@ -116,7 +118,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
 	bdb.MaxBatchDelay = maxBatchDelay
-	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit}
+	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit, recs: newRecCache(recCacheEntries)}
 	if err := db.bolt.Update(initBuckets); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("meta: init %s: %w", path, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -903,7 +902,7 @@ func (db *DB) search(q *Query, winner *string) (Page, error) {
 			if raw == nil {
 				return fmt.Errorf("%w: time index entry %x has no recording", ErrCorrupt, k)
 			}
-			if err := json.Unmarshal(raw, &page.Recordings[i]); err != nil {
+			if err := db.recs.decode(k[8:], raw, &page.Recordings[i]); err != nil {
 				return fmt.Errorf("%w: recording %x: %w", ErrCorrupt, k[8:], err)
 			}
 		}
