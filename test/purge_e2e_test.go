@@ -23,7 +23,7 @@ import (
 
 // The purge proof (issue 7): the real binary, built with -tags devclock so
 // its clock can be moved by a file instead of by sleeping. Recordings are
-// uploaded, some preserved, the clock moved past their retention and the
+// uploaded and imported from capture files, some preserved, the clock moved past their retention and the
 // purge run: the held ones survive, the others are gone from the API,
 // their files from the disk and their keys from the metadata, each
 // deletion is in the audit log, and `callvault verify audit` still passes.
@@ -203,21 +203,57 @@ func TestPurgeEndToEnd(t *testing.T) {
 	// Two held: one indefinitely, one until 90 days from now (past the move).
 	api.json(http.MethodPost, "/api/v1/recordings/"+ids[0]+"/preserve", nil, http.StatusOK, nil)
 	api.json(http.MethodPost, "/api/v1/recordings/"+ids[1]+"/preserve", map[string]any{"until": now.AddDate(0, 0, 90)}, http.StatusOK, nil)
-	held, due := ids[:2], ids[2:5]
+	held, due := slicesClone(ids[:2]), slicesClone(ids[2:5])
 	bulkOther := ids[5]
+
+	// Captured calls too: `callvault import` of capture files (with the
+	// server stopped: it holds the data directory). Their calls are years
+	// old, so the 30-day retention ran out for them at once.
+	if _, err := s.stop(syscall.SIGTERM, 15*time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, s.stderr)
+	}
+	corpus, _ := filepath.Abs("../capture/testdata/corpus")
+	out, stderr, code := runCLI(t, dir, nil, "import", "--json", "--data-dir", data,
+		filepath.Join(corpus, "SIP_DTMF2.pcap"), filepath.Join(corpus, "one.pcap"))
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, stderr)
+	}
+	var imported struct {
+		Calls []struct {
+			RecordingID string `json:"recordingId"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &imported); err != nil || len(imported.Calls) < 2 {
+		t.Fatalf("import --json: %v\n%s", err, out)
+	}
+	var captured []string
+	for _, c := range imported.Calls {
+		captured = append(captured, c.RecordingID)
+	}
+	s = startDevServer(t, dir, data, clockFile, nil)
+	api.base = "http://" + s.addr
+	api.json(http.MethodPost, "/api/v1/recordings/"+captured[0]+"/preserve", nil, http.StatusOK, nil)
+	held = append(held, captured[0])
+
 	files := recordingFilesByID(t, data)
-	for _, id := range ids {
+	for _, id := range append(slicesClone(ids), captured...) {
 		if files[id] == "" {
 			t.Fatalf("no file for recording %s", id)
 		}
 	}
 
-	// Before the move nothing is due.
+	// Before the move only the old captured calls are due, but the held one.
 	var pr struct{ Deleted int }
 	api.json(http.MethodPost, "/api/v1/retention/purge", nil, http.StatusOK, &pr)
-	if pr.Deleted != 0 {
-		t.Fatalf("purge before the retention ran out deleted %d", pr.Deleted)
+	if pr.Deleted != len(captured)-1 {
+		t.Fatalf("purge before the uploads' retention ran out deleted %d, want the %d old captured calls", pr.Deleted, len(captured)-1)
 	}
+	for _, id := range ids {
+		if code, _ := api.do(http.MethodGet, "/api/v1/recordings/"+id, "", nil); code != http.StatusOK {
+			t.Fatalf("upload %s is gone before its retention ran out: %d", id, code)
+		}
+	}
+	due = append(due, captured[1:]...)
 	// A bulk delete that names a held recording deletes the other one and
 	// reports the held one.
 	var bulk struct {
@@ -237,8 +273,8 @@ func TestPurgeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	api.json(http.MethodPost, "/api/v1/retention/purge", nil, http.StatusOK, &pr)
-	if pr.Deleted != len(due) {
-		t.Fatalf("purge after 35 days deleted %d, want %d\n%s", pr.Deleted, len(due), s.stderr)
+	if want := len(due) - (len(captured) - 1); pr.Deleted != want {
+		t.Fatalf("purge after 35 days deleted %d, want %d\n%s", pr.Deleted, want, s.stderr)
 	}
 	for _, id := range held {
 		if code, b := api.do(http.MethodGet, "/api/v1/recordings/"+id, "", nil); code != http.StatusOK {
@@ -258,6 +294,13 @@ func TestPurgeEndToEnd(t *testing.T) {
 		if _, err := os.Stat(files[id]); !os.IsNotExist(err) {
 			t.Errorf("deleted recording %s: file still there (%v)", id, err)
 		}
+		// Nor any side file (the SIP messages of a captured call).
+		_ = filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasPrefix(d.Name(), id) {
+				t.Errorf("deleted recording %s: %s is still there", id, p)
+			}
+			return nil
+		})
 	}
 	if _, err := s.stop(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Fatalf("stop: %v\n%s", err, s.stderr)
@@ -294,7 +337,7 @@ func TestPurgeEndToEnd(t *testing.T) {
 	}
 	db.Close()
 
-	out, stderr, code := runCLI(t, dir, nil, "verify", "audit", "--data-dir", data)
+	out, stderr, code = runCLI(t, dir, nil, "verify", "audit", "--data-dir", data)
 	if code != 0 || !strings.Contains(out, "audit chain holds") {
 		t.Fatalf("verify audit after the purge: exit %d\n%s%s", code, out, stderr)
 	}
