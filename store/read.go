@@ -45,7 +45,12 @@ func (s *Store) OpenAudio(ctx context.Context, id string) (*Audio, error) {
 	if len(rec.File.WrappedDEK) == 0 || rec.File.Path == "" {
 		return nil, fmt.Errorf("%w: recording %s has no key or path", ErrNoFile, id)
 	}
-	path, err := s.filePath(rec)
+	// In a cluster the file may be on another node only (replica.go).
+	if err := s.fetchRemote(ctx, rec); err != nil {
+		s.stats.ReadErrors.Add(1)
+		return nil, err
+	}
+	path, err := s.localPath(rec)
 	if err != nil {
 		s.stats.ReadErrors.Add(1)
 		return nil, err

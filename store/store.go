@@ -97,6 +97,7 @@ type Store struct {
 	keys      atomic.Pointer[keyring.Keyring]
 	signer    ed25519.PrivateKey // see signing.go
 	sigLocks  sigLocks           // serialise signalling appends (signalling.go)
+	rep       replicaState       // copies from and to cluster peers (replica.go)
 
 	// Created lists files Open created that an operator must know about
 	// (a new master key file): the caller prints them.
