@@ -179,8 +179,14 @@ func toneWAV(d time.Duration) []byte {
 // users and recordings made through the API: each role's view, filter,
 // sort and page, playback and bookmarks, notes and rating after reload,
 // preserve, downloads (one file and a zip of three), delete, Arabic
-// right to left, keyboard use, and screenshots of every page in English
-// and German (test/screenshots/).
+// right to left, keyboard use, administration through the pages (a group
+// with a supervisor, a member and restricted permissions, a user created,
+// edited and disabled, retention, a tenant; auditors and users get no
+// admin page), page sorting by the other columns, the waveform drawn from
+// the server's peaks, the audit viewer's filters, an evidence export
+// followed to done and downloaded as a zip (admin) and one of every
+// preserved recording (auditor), and screenshots of every page in English
+// and German, the admin and exports pages in Arabic too (test/screenshots/).
 func TestUIPages(t *testing.T) {
 	uiNeeds(t)
 	dir := t.TempDir()
