@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,13 @@ func TestExportAPI(t *testing.T) {
 		if !want[rec.ID] {
 			t.Errorf("bundle holds %s, which the auditor may not export", rec.ID)
 		}
+	}
+	// HTTP ranges: the bundle decrypts from any offset.
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/exports/"+id+"/download", nil)
+	req.Header.Set("Range", "bytes=0-3")
+	req.SetBasicAuth("aud", testPassword)
+	if rr := f.do(req); rr.code != http.StatusPartialContent || string(rr.body) != "PK\x03\x04" {
+		t.Errorf("range 0-3: %d %q", rr.code, rr.body)
 	}
 	// Audited: the job's creation and its download, by the auditor.
 	page, err := f.st.Meta().SearchAudit(meta.AuditQuery{Action: meta.AuditExport, Limit: 100})
