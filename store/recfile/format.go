@@ -67,12 +67,13 @@
 // the same bytes (which only do the last two).
 //
 // With the Pipelined option the Writer overlaps them. The caller's goroutine
-// copies and seals; a writer goroutine writes and a hasher goroutine hashes,
-// each chunk in file order, so the bytes on disk and the seal hash are
+// copies; a sealer goroutine seals, a writer goroutine writes and a hasher
+// goroutine hashes, each chunk in file order, so the bytes on disk and the
+// seal hash are
 // exactly those of the synchronous Writer. The writer also asks the kernel
 // (sync_file_range on Linux) to start writing each MiB to disk as soon as it
 // is in the page cache, so the fsync at Close finds little left to do.
-// Sixteen chunk buffers circulate between the three, and nothing is
+// Sixteen chunk buffers circulate between the four, and nothing is
 // allocated per chunk.
 //
 // The split was chosen by measurement (an interleaved harness in the
@@ -84,6 +85,11 @@
 // hashing on the caller's goroutine (~0.86x; its caller, which copies, seals
 // and hashes, is the bottleneck), hashing in the writer goroutine (~0.70x),
 // or writing on the caller's goroutine and hashing in the other (~0.6x).
+// Since the store began hashing the plaintext too (the audio hash an
+// export proves against, fed through PlainHash), sealing moved off the
+// caller onto a third goroutine, where that hash is fed before the chunk
+// is encrypted in place: the caller only copies, and an uploader's
+// goroutine, which also parses multipart, is no longer the bottleneck.
 // Four buffers instead of sixteen lost a good part of the gain, since one
 // slow write call then stalls the caller. On a machine whose other processes
 // keep both cores busy, every split fell to ~0.55x: the Writer needs about

@@ -27,9 +27,10 @@ func PlainHash(h hash.Hash) CreateOption {
 	return func(c *createConfig) { c.plain = h }
 }
 
-// Pipelined makes the Writer spread its work over two goroutines of its own,
-// so that on a machine with more than one core sealing a chunk (on the
-// caller's goroutine), writing the chunks before it and hashing them overlap
+// Pipelined makes the Writer spread its work over three goroutines of its own,
+// so that on a machine with more than one core copying a chunk in (on the
+// caller's goroutine), sealing it, writing the chunks before it and
+// hashing them overlap
 // (see "Pipelined writing" in the package doc). The file, the seal hash and
 // the meaning of Write, Flush, Close, Abort and Abandon are the same as
 // without it. What differs: the Writer holds pipelineBuffers chunk buffers
