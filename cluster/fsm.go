@@ -14,6 +14,9 @@ import (
 type fsm struct {
 	db  *meta.DB
 	log *slog.Logger
+	// kick (capacity 1) wakes the file copier after a command that may
+	// seal or delete a recording, or a membership change.
+	kick chan struct{}
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -26,7 +29,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	entries := make([]meta.LogEntry, 0, len(logs))
 	pos := make([]int, 0, len(logs))
+	wake := false
 	for i, l := range logs {
+		wake = wake || l.Type == raft.LogConfiguration || (l.Type == raft.LogCommand && len(l.Data) > 0 && filesMayChange(meta.CommandType(l.Data[0])))
 		if l.Type == raft.LogCommand {
 			entries = append(entries, meta.LogEntry{Index: l.Index, Cmd: l.Data})
 			pos = append(pos, i)
@@ -44,6 +49,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			out[i] = err
 		}
 		return out
+	}
+	if wake && f.kick != nil {
+		select {
+		case f.kick <- struct{}{}:
+		default: // a pass is already due
+		}
 	}
 	for j, i := range pos {
 		if errors.Is(res[j].Err, meta.ErrUnknownCommand) {
@@ -80,3 +91,12 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) Release() { s.s.Release() }
+
+// filesMayChange: command types after which the file copier has work.
+func filesMayChange(t meta.CommandType) bool {
+	switch t {
+	case meta.TypeCreateRecording, meta.TypeUpdateRecording, meta.TypeDeleteRecording:
+		return true
+	}
+	return false
+}

@@ -62,3 +62,34 @@ func FuzzWire(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFileWire: a file request comes from a member, a file header from the
+// member asked; neither may panic, errors wrap ErrProtocol, and a header
+// that parses without an error names a size in range and a full hash.
+func FuzzFileWire(f *testing.F) {
+	f.Add([]byte(`{"id":"0198a000-0000-7000-8000-000000000001"}`))
+	f.Add([]byte(`{"size":1234,"sha256":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}`))
+	f.Add([]byte(`{"error":"no such recording"}`))
+	f.Add([]byte(`{"size":-1,"sha256":""}`))
+	f.Add([]byte(`{"size":1e30}`))
+	f.Add([]byte(`{"id":""}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := decodeFileRequest(b); err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("request error %v does not wrap ErrProtocol", err)
+			}
+		} else if r.ID == "" || len(r.ID) > 64 {
+			t.Fatalf("request with id %q accepted", r.ID)
+		}
+		h, err := decodeFileHeader(b)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("header error %v does not wrap ErrProtocol", err)
+			}
+			return
+		}
+		if h.Error == "" && (h.Size < 0 || h.Size > maxFileSize || len(h.SHA256) != 64) {
+			t.Fatalf("header %+v accepted", h)
+		}
+	})
+}

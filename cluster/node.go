@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callvault/callvault/store/meta"
@@ -43,6 +44,8 @@ var (
 	ErrNotEmpty = errors.New("cluster: data directory is not empty")
 	// ErrClosed: the node was closed.
 	ErrClosed = errors.New("cluster: node closed")
+	// ErrNoHolder: no reachable member could send a recording's file.
+	ErrNoHolder = errors.New("cluster: no member could send the file")
 )
 
 // Config is the node's configuration, built by the appliance.
@@ -84,6 +87,11 @@ type Node struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	// repl is the file copier, once started (replicate.go); kick wakes it
+	// when the FSM applies a command that may seal or delete a recording.
+	repl atomic.Pointer[Replicator]
+	kick chan struct{}
 }
 
 // Open starts the node. A data directory without a cluster identity is
@@ -96,7 +104,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Advertise == "" {
 		cfg.Advertise = cfg.Addr
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, now: time.Now, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Log, now: time.Now, closed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if _, err := Prepare(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -133,7 +141,7 @@ func Open(cfg Config) (*Node, error) {
 	if n.mux, err = newMux(cfg.Addr, id); err != nil {
 		return nil, err
 	}
-	n.mux.rpc, n.mux.join = n.serveRPC, n.serveJoin
+	n.mux.rpc, n.mux.join, n.mux.file = n.serveRPC, n.serveJoin, n.serveFile
 	n.mux.start()
 	n.trans = raft.NewNetworkTransport(streamLayer{n.mux}, 5, 10*time.Second, raftLog)
 
@@ -181,7 +189,7 @@ func Open(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	if n.raft, err = raft.NewRaft(rc, &fsm{db: cfg.DB, log: n.log}, logs, n.boltLS, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, &fsm{db: cfg.DB, log: n.log, kick: n.kick}, logs, n.boltLS, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	ok = true
@@ -487,6 +495,8 @@ type Member struct {
 	Term        uint64 `json:"term,omitempty"`
 	Commit      uint64 `json:"commit_index,omitempty"`
 	Applied     uint64 `json:"applied_index,omitempty"`
+	// Files is the member's view of recording file replication.
+	Files *FileStats `json:"files,omitempty"`
 }
 
 // Status is the cluster as this node sees it, every member asked for its own state.
@@ -535,8 +545,13 @@ func (n *Node) self() Member {
 	if m.State != raft.Leader && m.LastContact > 0 {
 		lc = m.LastContact.Round(time.Millisecond).String()
 	}
-	return Member{ID: n.id.id, Address: n.cfg.Advertise, State: m.State.String(), LastContact: lc,
+	me := Member{ID: n.id.id, Address: n.cfg.Advertise, State: m.State.String(), LastContact: lc,
 		Term: m.Term, Commit: m.CommitIndex, Applied: m.AppliedIndex}
+	if r := n.repl.Load(); r != nil {
+		fs := r.Stats()
+		me.Files = &fs
+	}
+	return me
 }
 
 // Status asks every member of the configuration for its own state (1 s

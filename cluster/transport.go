@@ -21,6 +21,7 @@ type mux struct {
 	raftCh  chan net.Conn
 	rpc     func(net.Conn)
 	join    func(net.Conn)
+	file    func(net.Conn)
 	closing chan struct{}
 	wg      sync.WaitGroup
 
@@ -102,6 +103,14 @@ func (m *mux) route(c net.Conn) {
 			return
 		}
 		m.rpc(c)
+		m.track(c, false)
+		_ = c.Close()
+	case b[0] == streamFile && member:
+		if !m.track(c, true) {
+			_ = c.Close()
+			return
+		}
+		m.file(c)
 		m.track(c, false)
 		_ = c.Close()
 	case b[0] == streamJoin:

@@ -15,6 +15,7 @@ const (
 	streamRaft byte = 'R'
 	streamRPC  byte = 'C'
 	streamJoin byte = 'J'
+	streamFile byte = 'F' // one recording file: [frame fileRequest] -> [frame fileHeader][Size bytes]
 )
 
 // RPC operations (the first byte of a request frame's payload).
@@ -171,4 +172,45 @@ func decodeJoinRequest(b []byte) (joinRequest, error) {
 		return j, fmt.Errorf("%w: join request needs nodeId, address and csr", ErrProtocol)
 	}
 	return j, nil
+}
+
+// fileRequest asks a member for one sealed recording's file.
+type fileRequest struct {
+	ID string `json:"id"`
+}
+
+// fileHeader answers it; Size bytes of the encrypted file follow unless
+// Error is set.
+type fileHeader struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// maxFileSize bounds a transfer: a ten-hour stereo G.711 call is ~600 MB.
+const maxFileSize = 64 << 30
+
+func decodeFileRequest(b []byte) (fileRequest, error) {
+	var r fileRequest
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%w: file request: %w", ErrProtocol, err)
+	}
+	if r.ID == "" || len(r.ID) > 64 {
+		return r, fmt.Errorf("%w: file request needs an id of 1 to 64 bytes, got %d", ErrProtocol, len(r.ID))
+	}
+	return r, nil
+}
+
+func decodeFileHeader(b []byte) (fileHeader, error) {
+	var h fileHeader
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("%w: file header: %w", ErrProtocol, err)
+	}
+	if h.Error != "" {
+		return h, nil
+	}
+	if h.Size < 0 || h.Size > maxFileSize || len(h.SHA256) != 64 {
+		return h, fmt.Errorf("%w: file header: size %d (limit %d), seal hash of %d characters", ErrProtocol, h.Size, int64(maxFileSize), len(h.SHA256))
+	}
+	return h, nil
 }

@@ -204,12 +204,12 @@ func (s *Store) DropPartialReplicas() (int, error) {
 	return n, nil
 }
 
-// DropDeletedReplica removes this node's copy of a deleted recording
-// written by another node (Delete removes the files only on the node that
-// runs it; the key is destroyed everywhere at once, so the copy is already
-// unreadable). It reports whether there was a file.
+// DropDeletedReplica removes this node's hot-tier file of a deleted
+// recording, a copy or the writer's own (Delete removes the files only on
+// the node that runs it; the key is destroyed everywhere at once, so the
+// file is already unreadable). It reports whether there was a file.
 func (s *Store) DropDeletedReplica(rec meta.Recording) (bool, error) {
-	if rec.Status != meta.StatusDeleted || rec.Node == s.cfg.Node || !filepath.IsLocal(rec.File.Path) || rec.File.Path == "" {
+	if rec.Status != meta.StatusDeleted || !filepath.IsLocal(rec.File.Path) || rec.File.Path == "" {
 		return false, nil
 	}
 	err := os.Remove(filepath.Join(s.hotRoot, rec.File.Path))
