@@ -109,6 +109,7 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 		if a.exports != nil {
 			_ = a.exports.Close()
 		}
+		a.stopFiles()
 		_ = st.Close()
 		if a.node != nil {
 			a.node.Close()
@@ -128,6 +129,7 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	}
 	data := a.webData()
 	data.Exports = a.exports
+	data.Storage = storageTiers(cfg)
 
 	web, err := webui.New(webui.Config{
 		SecureCookies:        cfg.HTTP.TLS,
@@ -173,6 +175,8 @@ func (a *Appliance) shutdown(log *slog.Logger) error {
 	if err := a.exports.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop export jobs: %w", err))
 	}
+	// The file copier reads and writes the store: stopped before it.
+	a.stopFiles()
 	// The store before the raft node: closing it commits the audit
 	// checkpoint, which goes through raft.
 	if err := a.store.Close(); err != nil {

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"io"
+	"path/filepath"
 
 	"github.com/callvault/callvault/store"
 	"github.com/callvault/callvault/store/audio"
@@ -18,6 +19,26 @@ import (
 func webData(st *store.Store) webui.Data {
 	return webui.Data{Users: st.Meta(), Commands: st, Recordings: uploads{st}, Catalog: st.Meta(), Library: library{st}, Admin: st.Meta(),
 		Retention: st}
+}
+
+// storageTiers names the tiers for the admin page's storage panel: the hot
+// tier is the data directory's recordings folder (where store.Open puts
+// every new file), the archive tier is listed only when storage.archive_dir
+// is configured. The archive is given as the mount itself, not its
+// recordings folder, which the tier mover creates only on its first move:
+// a configured archive must show its usage from the start.
+func storageTiers(cfg Config) webui.TierPaths {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	tiers := webui.TierPaths{{Name: "hot", Path: filepath.Join(abs(cfg.DataDir), "recordings")}}
+	if cfg.Storage.ArchiveDir != "" {
+		tiers = append(tiers, webui.StorageTier{Name: "archive", Path: abs(cfg.Storage.ArchiveDir)})
+	}
+	return tiers
 }
 
 // library opens recordings for rendering and deletes them.
