@@ -78,6 +78,11 @@ type User struct {
 	PasswordHash     string      `json:"passwordHash"`
 	Disabled         bool        `json:"disabled"`
 	Created          time.Time   `json:"created"`
+	// MustChangePassword: the password was generated or set by someone
+	// else (an admin), so the web UI lets the user do nothing but change
+	// it. SetPassword sets or clears it; omitted when false, so records
+	// and commands written before the field existed encode the same.
+	MustChangePassword bool `json:"mustChangePassword,omitempty"`
 }
 
 // Token is an API token. Only the SHA-256 of the secret is stored; the
@@ -301,10 +306,13 @@ type UpdateUser struct {
 	Disabled         bool        `json:"disabled"`
 }
 
-// SetPassword replaces a user's argon2id hash.
+// SetPassword replaces a user's argon2id hash and sets the user's
+// MustChangePassword to MustChange: true when someone else (an admin) set
+// the password, false when users set their own.
 type SetPassword struct {
 	ID           string `json:"id"`
 	PasswordHash string `json:"passwordHash"`
+	MustChange   bool   `json:"mustChange,omitempty"`
 }
 
 func (*CreateUser) commandType() CommandType  { return TypeCreateUser }
@@ -388,7 +396,7 @@ func (c *UpdateUser) apply(t *txn) (Result, error) {
 
 func (c *SetPassword) apply(t *txn) (Result, error) {
 	return t.updateUser(c.ID, func(u *User) error {
-		u.PasswordHash = c.PasswordHash
+		u.PasswordHash, u.MustChangePassword = c.PasswordHash, c.MustChange
 		return nil
 	})
 }

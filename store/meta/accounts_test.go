@@ -149,6 +149,26 @@ func TestUsers(t *testing.T) {
 		t.Fatalf("after SetPassword: %+v", u)
 	}
 	wantErr(t, db, &SetPassword{ID: "u2", PasswordHash: "md5:abc"}, ErrInvalid)
+
+	// An admin's reset makes the user change the password at the next
+	// sign-in; profile edits keep the flag; the user's own change clears it.
+	mustApply(t, db, &SetPassword{ID: "u2", PasswordHash: testHash, MustChange: true})
+	if u, _ = db.User("u2"); !u.MustChangePassword || u.PasswordHash != testHash {
+		t.Fatalf("after an admin's SetPassword: %+v", u)
+	}
+	mustApply(t, db, &UpdateUser{ID: "u2", DisplayName: "Bob", Role: RoleUser})
+	if u, _ = db.User("u2"); !u.MustChangePassword {
+		t.Fatalf("UpdateUser cleared MustChangePassword: %+v", u)
+	}
+	mustApply(t, db, &SetPassword{ID: "u2", PasswordHash: newHash})
+	if u, _ = db.User("u2"); u.MustChangePassword {
+		t.Fatalf("the user's own SetPassword kept MustChangePassword: %+v", u)
+	}
+	// The flag is omitted when false, so commands from before it existed
+	// encode to the same bytes.
+	if b, _ := Encode(&SetPassword{ID: "u2", PasswordHash: newHash}); bytes.Contains(b, []byte("mustChange")) {
+		t.Fatalf("encoded %s", b)
+	}
 }
 
 func TestTenantsAndGroups(t *testing.T) {

@@ -54,6 +54,9 @@ func fuzzSeedCommands() []Command {
 		&AuditCheckpoint{Seq: 1, Hash: "00", Time: jan, PublicKey: make([]byte, 32), Signature: make([]byte, 64)},
 		&AppendAudits{Entries: []AuditEntry{{Time: jan, Actor: "u1", Action: AuditSearch, Detail: "q=1"}, {Time: jan, Actor: "u1", Action: AuditView, Recording: "x"}}},
 		&AppendAudit{Entry: AuditEntry{Time: jan, Actor: "u1", Tenant: "t1", Action: AuditPlay, Recording: "0198a000-0000-7000-8000-000000000002", Address: "192.0.2.7"}},
+		// Must-change-password: set by an admin's reset, cleared by the user's own change.
+		&SetPassword{ID: "u1", PasswordHash: testHash, MustChange: true},
+		&SetPassword{ID: "u1", PasswordHash: testHash},
 	}
 }
 
