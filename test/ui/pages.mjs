@@ -214,8 +214,15 @@ await run(async (browser) => {
   await admin.fill('#t-name', 'Acme Branch');
   await admin.click('#tenant-form button');
   await admin.waitForSelector('#tenants tr[data-id="acme-branch"]');
+  // The real binary lists its hot tier (the data directory's recordings
+  // folder) with the bytes used on its file system.
+  await admin.waitForSelector('#storage tr[data-tier="hot"]');
   report.storageTiers = await admin.locator('#storage tbody tr').count();
-  check(report.storageTiers > 0 || await admin.isVisible('#no-storage'), 'storage panel shows tiers or says why not');
+  report.hotUsed = (await admin.textContent('#storage tr[data-tier="hot"] .used')).trim();
+  report.hotPath = (await admin.textContent('#storage tr[data-tier="hot"] .ref')).trim();
+  check(/^[1-9][0-9.,\s\u00a0\u202f]*\s?(B|KiB|MiB|GiB|TiB|PiB)$/.test(report.hotUsed), `hot tier shows bytes used: ${report.hotUsed}`);
+  check(report.hotPath.endsWith('/data/recordings'), `hot tier is the data directory's recordings folder: ${report.hotPath}`);
+  check(!await admin.isVisible('#no-storage'), 'no "no storage" note beside the tiers');
   check(admin.errors.length === 0, `admin page: no script errors: ${admin.errors}`);
 
   // ---- Audit log viewer: filter by user (typed by name), action, recording ----
