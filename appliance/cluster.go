@@ -27,6 +27,9 @@ type ClusterConfig struct {
 	Join string `mapstructure:"join" yaml:"join"`
 	// JoinToken comes from `callvault cluster token`.
 	JoinToken string `mapstructure:"join_token" yaml:"join_token"`
+	// Replicas is how many nodes hold each sealed recording file (all
+	// nodes if fewer); default 3.
+	Replicas int `mapstructure:"replicas" yaml:"replicas"`
 }
 
 // prepareCluster runs before the store opens: a joining node fetches its
@@ -77,6 +80,11 @@ func startCluster(ctx context.Context, cfg Config, st *store.Store, joined bool,
 		return nil, err
 	}
 	st.SetCommitter(n)
+	// Copy sealed recording files between nodes, and let playback fetch a
+	// file this node lacks (cluster/replicate.go). Stopped by stopFiles
+	// before the store closes.
+	repl := n.StartReplication(st, cluster.ReplicationConfig{Replicas: cfg.Cluster.Replicas})
+	st.SetRemoteFiles(repl)
 	if joined {
 		via, err := cluster.JoinAddress(cfg.Cluster.JoinToken)
 		if err == nil {
@@ -85,12 +93,26 @@ func startCluster(ctx context.Context, cfg Config, st *store.Store, joined bool,
 			cancel()
 		}
 		if err != nil {
+			st.SetRemoteFiles(nil)
+			repl.Stop()
 			n.Close()
 			return nil, fmt.Errorf("join as a voter: %w", err)
 		}
 		log.Info("added to the cluster as a voter", "node", n.ID())
 	}
 	return n, nil
+}
+
+// stopFiles stops copying and serving recording files: before the store
+// closes, since both read and write it.
+func (a *Appliance) stopFiles() {
+	if a.node == nil {
+		return
+	}
+	if r := a.node.Replication(); r != nil {
+		a.store.SetRemoteFiles(nil)
+		r.Stop()
+	}
 }
 
 // clusterAdmin is the web UI's Admin plus the cluster routes (webui.ClusterAdmin).
@@ -144,6 +166,26 @@ func registerClusterMetrics(reg prometheus.Registerer, n *cluster.Node) {
 			return float64(x.CommitIndex - x.AppliedIndex)
 		})),
 	)
+	f := func(g func(cluster.FileStats) float64) func() float64 {
+		return func() float64 {
+			if r := n.Replication(); r != nil {
+				return g(r.Stats())
+			}
+			return 0
+		}
+	}
+	reg.MustRegister(
+		gaugeFunc("callvault_cluster_replication_backlog", "Recording files this node should hold but does not yet.",
+			f(func(s cluster.FileStats) float64 { return float64(s.Backlog) })),
+		gaugeFunc("callvault_cluster_under_replicated_files", "Sealed recordings held by fewer members than cluster.replicas (this node's view).",
+			f(func(s cluster.FileStats) float64 { return float64(s.UnderReplicated) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "callvault_cluster_file_copies_total", Help: "Recording files copied to this node, verified."},
+			f(func(s cluster.FileStats) float64 { return float64(s.Copied) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "callvault_cluster_file_copy_failures_total", Help: "Copies of recording files to this node that failed (retried)."},
+			f(func(s cluster.FileStats) float64 { return float64(s.Failed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "callvault_cluster_file_copy_bytes_total", Help: "Bytes of recording files copied to this node."},
+			f(func(s cluster.FileStats) float64 { return float64(s.Bytes) })),
+	)
 }
 
 // webData is the web UI's Data; a cluster member's Admin also answers the
@@ -158,9 +200,10 @@ func (a *Appliance) webData() webui.Data {
 }
 
 // peerLibrary answers a clear error for a recording whose file another
-// node holds: files are not copied between nodes yet (the second half of
-// issue 8 adds the copier and streaming from a peer). meta.Recording.Node
-// says which node wrote the file, which is where that work will look.
+// node holds when this node cannot get it: the store fetches a sealed file
+// from a peer (cluster/replicate.go), so this is left for a recording still
+// being written on another node (live audio is not streamed between nodes)
+// and for a file whose holders are all unreachable.
 type peerLibrary struct {
 	webui.Library
 	st   *store.Store

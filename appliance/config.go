@@ -122,6 +122,7 @@ func defaults() map[string]any {
 		"cluster.advertise":              "",
 		"cluster.join":                   "",
 		"cluster.join_token":             "",
+		"cluster.replicas":               3,
 	}
 }
 
