@@ -88,5 +88,6 @@ func (r Recording) clone() Recording {
 		r.Deleted = &d
 	}
 	r.File.WrappedDEK = slices.Clone(r.File.WrappedDEK)
+	r.Replicas = slices.Clone(r.Replicas)
 	return r
 }
