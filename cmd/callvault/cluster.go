@@ -26,14 +26,25 @@ type clusterStatus struct {
 }
 
 type clusterMember struct {
-	ID          string `json:"id"`
-	Address     string `json:"address"`
-	State       string `json:"state"`
-	Voter       bool   `json:"voter"`
-	LastContact string `json:"last_contact"`
-	Term        uint64 `json:"term"`
-	Commit      uint64 `json:"commit_index"`
-	Applied     uint64 `json:"applied_index"`
+	ID          string        `json:"id"`
+	Address     string        `json:"address"`
+	State       string        `json:"state"`
+	Voter       bool          `json:"voter"`
+	LastContact string        `json:"last_contact"`
+	Term        uint64        `json:"term"`
+	Commit      uint64        `json:"commit_index"`
+	Applied     uint64        `json:"applied_index"`
+	Files       *clusterFiles `json:"files,omitempty"`
+}
+
+// clusterFiles is a member's view of recording file replication (cluster.FileStats).
+type clusterFiles struct {
+	Replicas        int    `json:"replicas"`
+	Backlog         int64  `json:"backlog"`
+	UnderReplicated int64  `json:"under_replicated"`
+	Copied          uint64 `json:"copied"`
+	Failed          uint64 `json:"failed"`
+	Bytes           uint64 `json:"bytes"`
 }
 
 // newClusterCmd manages the cluster through a running member's API, as an
@@ -91,7 +102,7 @@ All nodes need the same master key (CALLVAULT_MASTER_KEY, the credential or the 
 	var asJSON bool
 	status := &cobra.Command{
 		Use:     "status",
-		Short:   "Members, leader, term, commit and applied index",
+		Short:   "Members, leader, term, commit and applied index, and the replication of recording files",
 		Example: "  CALLVAULT_PASSWORD=... callvault cluster status --server http://10.0.0.1:8080 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -107,18 +118,19 @@ All nodes need the same master key (CALLVAULT_MASTER_KEY, the credential or the 
 			}
 			if asJSON {
 				type node struct {
-					ID          string `json:"id"`
-					Address     string `json:"address"`
-					State       string `json:"state"`
-					Voter       bool   `json:"voter"`
-					LastContact string `json:"last_contact"`
+					ID          string        `json:"id"`
+					Address     string        `json:"address"`
+					State       string        `json:"state"`
+					Voter       bool          `json:"voter"`
+					LastContact string        `json:"last_contact"`
+					Files       *clusterFiles `json:"files,omitempty"`
 				}
 				out := struct {
 					Leader string `json:"leader"`
 					Nodes  []node `json:"nodes"`
 				}{Leader: st.Leader, Nodes: []node{}}
 				for _, n := range st.Nodes {
-					out.Nodes = append(out.Nodes, node{n.ID, n.Address, n.State, n.Voter, n.LastContact})
+					out.Nodes = append(out.Nodes, node{n.ID, n.Address, n.State, n.Voter, n.LastContact, n.Files})
 				}
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
@@ -127,11 +139,24 @@ All nodes need the same master key (CALLVAULT_MASTER_KEY, the credential or the 
 			fmt.Fprintf(stdout, "leader %s, term %d (as seen by %s: %s, commit %d, applied %d)\n\n",
 				orDash(st.Leader), st.Term, st.ID, st.State, st.CommitIndex, st.AppliedIndex)
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tVOTER\tTERM\tCOMMIT\tAPPLIED\tLAST CONTACT")
+			fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tVOTER\tTERM\tCOMMIT\tAPPLIED\tLAST CONTACT\tFILES BACKLOG\tUNDER-REPLICATED\tCOPIED\tFAILED")
+			var backlog, under int64
+			replicas := 0
 			for _, n := range st.Nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%s\n", n.ID, n.Address, n.State, n.Voter, n.Term, n.Commit, n.Applied, orDash(n.LastContact))
+				fb, fu, fc, ff := "-", "-", "-", "-"
+				if f := n.Files; f != nil {
+					fb, fu, fc, ff = fmt.Sprint(f.Backlog), fmt.Sprint(f.UnderReplicated), fmt.Sprint(f.Copied), fmt.Sprint(f.Failed)
+					backlog += f.Backlog
+					under = max(under, f.UnderReplicated)
+					replicas = max(replicas, f.Replicas)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Address, n.State, n.Voter, n.Term, n.Commit, n.Applied, orDash(n.LastContact), fb, fu, fc, ff)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "\nrecording files: %d copies each; %d copies still to make; %d recordings under-replicated\n", replicas, backlog, under)
+			return err
 		},
 	}
 	addFlags(status)
