@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -65,6 +66,51 @@ func TestExportAndVerifyBundle(t *testing.T) {
 	}
 	unpacked := filepath.Join(dir, "unpacked")
 	names := unzipTo(t, raw, unpacked)
+
+	// The captured calls' SIP messages are in the bundle, as text and as
+	// a capture tshark reads: the SIP_DTMF2 call's INVITE, its 200 and
+	// its ACK, in that order (the capture ends without a BYE).
+	var sipTexts, sipPcaps []string
+	for _, n := range names {
+		switch filepath.Base(n) {
+		case "sip.txt":
+			sipTexts = append(sipTexts, n)
+		case "sip.pcap":
+			sipPcaps = append(sipPcaps, n)
+		}
+	}
+	// one.pcap is RTP without any SIP: only the SIP_DTMF2 call has some.
+	if len(sipTexts) != 1 || len(sipPcaps) != 1 || filepath.Dir(sipTexts[0]) != filepath.Dir(sipPcaps[0]) {
+		t.Fatalf("%d sip.txt and %d sip.pcap, want one of each for the one call with SIP: %v", len(sipTexts), len(sipPcaps), names)
+	}
+	var dtmfDir string
+	for _, n := range sipTexts {
+		b, err := os.ReadFile(filepath.Join(unpacked, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		txt := string(b)
+		if !strings.Contains(txt, "Call-ID: 25672@192.168.105.110") {
+			continue
+		}
+		dtmfDir = filepath.Dir(n)
+		invite, ok200, ack := strings.Index(txt, "INVITE sip:"), strings.Index(txt, "SIP/2.0 200"), strings.Index(txt, "ACK sip:")
+		if invite < 0 || ok200 < invite || ack < ok200 {
+			t.Errorf("%s: INVITE at %d, 200 at %d, ACK at %d; want them in that order", n, invite, ok200, ack)
+		}
+	}
+	if dtmfDir == "" {
+		t.Fatalf("no sip.txt holds the SIP_DTMF2 call (Call-ID 25672@192.168.105.110)")
+	}
+	if tshark, err := exec.LookPath("tshark"); err == nil {
+		b, err := exec.Command(tshark, "-r", filepath.Join(unpacked, dtmfDir, "sip.pcap"), "-Y", "sip.Request-Line", "-T", "fields", "-e", "sip.Method").Output()
+		methods := strings.Fields(string(b))
+		if err != nil || len(methods) < 2 || methods[0] != "INVITE" || !slices.Contains(methods, "ACK") {
+			t.Errorf("tshark reads the SIP requests of sip.pcap as %q (%v), want INVITE first and an ACK", methods, err)
+		}
+	} else {
+		t.Logf("tshark not installed (Debian package tshark): sip.pcap was not read by it")
+	}
 	if openssl, err := exec.LookPath("openssl"); err == nil {
 		cmd := exec.Command(openssl, "pkeyutl", "-verify", "-pubin", "-inkey", "public-key.pem", "-rawin", "-in", "manifest.json", "-sigfile", "manifest.json.sig")
 		cmd.Dir = unpacked
