@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -103,6 +104,10 @@ func (c *clusterEnv) req(method, url string, body io.Reader, ctype string) (int,
 
 // upload sends one recording through the Imagicle route and returns its ID.
 func (c *clusterEnv) upload(n *clusterNode, callID string) (int, string, error) {
+	return c.uploadWAV(n, callID, c.wav)
+}
+
+func (c *clusterEnv) uploadWAV(n *clusterNode, callID string, wav []byte) (int, string, error) {
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
 	jd := `{"startDateTime":"` + time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04:05.0000000Z") +
@@ -110,7 +115,7 @@ func (c *clusterEnv) upload(n *clusterNode, callID string) (int, string, error) 
 		`"remoteParty":{"phoneNumber":"+41440000000"},"pbxCallId":"` + callID + `"}`
 	_ = mw.WriteField("jsondata", jd)
 	fw, _ := mw.CreateFormFile("attachment", "call.wav")
-	_, _ = fw.Write(c.wav)
+	_, _ = fw.Write(wav)
 	_ = mw.Close()
 	code, body, err := c.req(http.MethodPost, "http://"+n.http+uploadPath, &b, mw.FormDataContentType())
 	if err != nil {
@@ -137,6 +142,53 @@ func (c *clusterEnv) has(n *clusterNode, id string) bool {
 	return code == 200
 }
 
+// audio plays recording id on n (GET .../audio) and returns the body.
+func (c *clusterEnv) audio(n *clusterNode, id string) []byte {
+	c.t.Helper()
+	code, body, err := c.req(http.MethodGet, "http://"+n.http+"/api/v1/recordings/"+id+"/audio", nil, "")
+	if err != nil || code != 200 {
+		c.t.Fatalf("play %s on %s: %d %.200s %v", id, n.http, code, body, err)
+	}
+	return body
+}
+
+// fileHash is the SHA-256 of recording id's encrypted file in n's data
+// directory, "" if it has none (never a partial one: those live in
+// recordings/.incoming under another name).
+func fileHash(t *testing.T, n *clusterNode, id string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(n.dir, "recordings", "*", "*", "*", id+".cvr"))
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := os.ReadFile(m[0])
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// waitFileEverywhere waits until every running node holds id's file and
+// all copies hash alike.
+func (c *clusterEnv) waitFileEverywhere(id string, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var hs []string
+		for _, n := range c.nodes {
+			hs = append(hs, fileHash(c.t, n, id))
+		}
+		if hs[0] != "" && hs[0] == hs[1] && hs[1] == hs[2] {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("file of %s not on all nodes alike: %q", id, hs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // searchFinds looks id up through the search API (what the UI does).
 func (c *clusterEnv) searchFinds(n *clusterNode, callID, id string) bool {
 	c.t.Helper()
@@ -149,10 +201,12 @@ func (c *clusterEnv) searchFinds(n *clusterNode, callID, id string) bool {
 
 // TestCluster: three real processes on loopback. Bootstrap, token, join
 // two nodes; status shows three voters and one leader; a recording
-// uploaded on each node is found on every other; kill -9 the leader during
+// uploaded on each node is found on every other, plays the same audio on
+// every node, and its encrypted file reaches all three data directories
+// (hashes equal); kill -9 the leader during
 // a stream of uploads: a new leader within 5 s and every upload that got a
 // 201 is on both survivors; the killed node restarts with its data
-// directory alone, rejoins and catches up.
+// directory alone, rejoins and catches up on metadata and files.
 func TestCluster(t *testing.T) {
 	c := newClusterEnv(t)
 	for i := range 3 {
@@ -198,14 +252,17 @@ func TestCluster(t *testing.T) {
 			if !c.has(m, id) || !c.searchFinds(m, callID, id) {
 				t.Fatalf("recording %s uploaded on node %d not found on node %d", id, i, j)
 			}
-			if j != i {
-				// Files are not copied yet: a clear 409, not a 500.
-				code, body, _ := c.req(http.MethodGet, "http://"+m.http+"/api/v1/recordings/"+id+"/audio", nil, "")
-				if code != http.StatusConflict {
-					t.Fatalf("playing on a node without the file: %d %s", code, body)
-				}
+		}
+		// The audio plays on every node, the same bytes as on the writer
+		// (the others stream it from a peer or play their copy).
+		want := c.audio(n, id)
+		for j, m := range c.nodes {
+			if got := c.audio(m, id); !bytes.Equal(got, want) {
+				t.Fatalf("audio of %s on node %d: %d bytes differ from the writer's %d", id, j, len(got), len(want))
 			}
 		}
+		// The encrypted file reaches all three data directories, verified.
+		c.waitFileEverywhere(id, 20*time.Second)
 	}
 
 	// Kill -9 the leader during a stream of uploads to every node.
@@ -301,6 +358,10 @@ func TestCluster(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+	// ... and on the files: every upload's file is on all three nodes.
+	for _, id := range uploaded {
+		c.waitFileEverywhere(id, 30*time.Second)
 	}
 	st = c.status(leader)
 	ids := []string{}
