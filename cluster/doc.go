@@ -11,6 +11,8 @@
 //	'C' an RPC from another member: forward a Command, add or remove a
 //	    member, ask the leader's commit index, a member's own status
 //	'J' a join: a new node with a join token but no certificate yet
+//	'F' one sealed recording file, as stored (encrypted), for a member
+//	    that copies it or plays it (replicate.go)
 //
 // Raft and RPC connections must present a client certificate signed by the
 // cluster CA; join connections need none, but the joiner pins the CA by the
@@ -45,9 +47,18 @@
 // local; WaitCommitted makes a read see every write committed before it
 // (Barrier on the leader, the leader's commit index on a follower).
 //
-// Not yet here (the second half of issue 8): copying sealed recording files
-// to cluster.replicas peers and streaming playback from a peer (recordings
-// already carry the ID of the node that holds their file, meta.Recording.Node),
-// the durable outbox for Commands while there is no quorum, and partition
-// tests in network namespaces.
+// Recording files are copied by pulling (replicate.go): every node walks
+// the replicated metadata and fetches, over an 'F' stream, the sealed files
+// it should hold (cluster.replicas holders per recording: its writer,
+// meta.Recording.Node, plus the members rendezvous hashing ranks first),
+// and commits meta.AddReplica once the store has verified the copy
+// against the seal hash and renamed it into place. A node that was down
+// or joined late catches up by the same walk; a copy cut off by a crash
+// is pulled again (the store removes the partial file at start). The
+// Replicator is also the store's remote source: a node asked to play a
+// recording whose file it lacks fetches it the same way before serving.
+//
+// Not yet here: the durable outbox for Commands while there is no quorum,
+// partition tests in network namespaces, rolling restarts, and an admin UI
+// page for file replication (the API and the CLI show it).
 package cluster
