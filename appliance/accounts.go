@@ -61,6 +61,10 @@ func ensureAdmin(st *store.Store, environ []string, stderr io.Writer, log *slog.
 		ID: id.String(), Username: "admin", DisplayName: "Administrator", Role: meta.RoleAdmin,
 		Permissions:  meta.Permissions{Play: true, Download: true, Delete: true, Preserve: true, Notes: true, BulkDownload: true, Upload: true},
 		PasswordHash: hash, Created: time.Now().UTC().Truncate(time.Millisecond),
+		// A generated password has been on a console (and perhaps in a
+		// journal): the admin must replace it at the first sign-in. One
+		// given in CALLVAULT_ADMIN_PASSWORD was chosen by the installer.
+		MustChangePassword: !fromEnv,
 	}})
 	if err != nil {
 		return fmt.Errorf("create admin account: %w", err)

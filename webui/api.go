@@ -262,6 +262,10 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 				return
 			}
 		}
+		if p.User.MustChangePassword && !passwordChangeRoute(rt, r, p) {
+			writeError(w, http.StatusForbidden, errMustChangePassword+": POST /api/v1/users/"+p.User.ID+"/password first (GET /api/v1/me answers meanwhile)")
+			return
+		}
 		if !p.Can(rt.action) {
 			s.metrics.denied.WithLabelValues(rt.action.String()).Inc()
 			s.auditDenied(r, p, "", "your account may not "+rt.action.String())
@@ -270,6 +274,24 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 		}
 		rt.handle(w, r, p)
 	}
+}
+
+// errMustChangePassword begins the 403 of every route but the two a user
+// whose password was generated or set by an admin may use: until they
+// choose their own, the password is one someone else knows.
+const errMustChangePassword = "your password was set by an administrator or generated and must be changed before anything else"
+
+// passwordChangeRoute reports whether rt is open to a user who must change
+// the password: reading the account (the page needs to know who it is) and
+// setting one's own password.
+func passwordChangeRoute(rt route, r *http.Request, p *Principal) bool {
+	switch rt.pattern {
+	case "/api/v1/me":
+		return true
+	case "/api/v1/users/{id}/password":
+		return r.PathValue("id") == p.User.ID
+	}
+	return false
 }
 
 // apiMessage is the body of every API error but the upload's 400s.
@@ -347,11 +369,15 @@ type meResponse struct {
 	Permissions meta.Permissions `json:"permissions"`
 	Actions     []string         `json:"actions"`
 	Method      AuthMethod       `json:"authMethod"`
+	// MustChangePassword: every other route answers 403 until the user
+	// sets a new password.
+	MustChangePassword bool `json:"mustChangePassword"`
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, p *Principal) {
 	resp := meResponse{ID: p.User.ID, Username: p.User.Username, Tenant: p.User.Tenant, Role: p.User.Role,
-		Permissions: p.User.Permissions, Method: p.Method, Actions: []string{}}
+		Permissions: p.User.Permissions, Method: p.Method, Actions: []string{},
+		MustChangePassword: p.User.MustChangePassword}
 	for a := Action(0); a < numActions; a++ {
 		if p.Can(a) {
 			resp.Actions = append(resp.Actions, a.String())

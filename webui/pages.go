@@ -87,6 +87,10 @@ type pageData struct {
 	// Messages is the catalog for the page script, embedded as JSON.
 	Messages map[string]string
 
+	// MustChange: the password must be changed before anything else (the
+	// account page explains why and hides the rest).
+	MustChange bool
+
 	// Recordings pages.
 	Mine   bool
 	Table  *tableView
@@ -181,8 +185,15 @@ func (pg *pages) page(h pageHandler) http.HandlerFunc {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
+		if u.MustChangePassword && r.URL.Path != "/account" {
+			// A generated or admin-set password: nothing but choosing one's
+			// own until it is done (the API refuses the rest anyway).
+			http.Redirect(w, r, "/account", http.StatusSeeOther)
+			return
+		}
 		p := &Principal{User: u, Method: AuthSession}
 		d := pg.base(r)
+		d.MustChange = u.MustChangePassword
 		d.User, d.UserID, d.Role, d.CSRF = u.Username, u.ID, string(u.Role), sess.csrf
 		d.Can = map[string]bool{}
 		for a := Action(0); a < numActions; a++ {

@@ -1,9 +1,12 @@
 // The account page: change one's own password (the API wants the current
-// one) and manage one's API tokens.
+// one) and manage one's API tokens. A user who must change a generated or
+// admin-set password sees only the password form and, once it is changed,
+// goes on to the recordings.
 import { t, api, el, say, failed, fmtDateTime } from './common.js';
 
 const $ = (x) => document.getElementById(x);
 const me = document.getElementById('main').dataset.userId;
+const mustChange = document.getElementById('main').dataset.mustChange === '1';
 
 $('password-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -14,6 +17,10 @@ $('password-form').addEventListener('submit', async (e) => {
   try {
     await api('POST', '/api/v1/users/' + encodeURIComponent(me) + '/password', { password: $('pw-new').value, currentPassword: $('pw-current').value });
     e.target.reset();
+    if (mustChange) {
+      location.assign('/');
+      return;
+    }
     say(t('account.changed'));
   } catch (err) {
     failed(err);
@@ -46,7 +53,7 @@ async function revoke(tk) {
   }
 }
 
-$('token-form').addEventListener('submit', async (e) => {
+$('token-form')?.addEventListener('submit', async (e) => {
   e.preventDefault();
   try {
     const out = await api('POST', '/api/v1/tokens', { label: $('token-label').value.trim(), expiresInDays: Number($('token-days').value) || 0 });
@@ -59,4 +66,4 @@ $('token-form').addEventListener('submit', async (e) => {
   }
 });
 
-loadTokens();
+if (!mustChange) loadTokens();

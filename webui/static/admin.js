@@ -165,7 +165,8 @@ $('user-form').addEventListener('submit', async (e) => {
       await api('PUT', '/api/v1/users/' + encodeURIComponent(id), body);
       say(t('admin.userSaved', { name }));
     } else {
-      await api('POST', '/api/v1/users', { ...body, username: name, password: $('u-password').value });
+      // The admin chose the password: the user replaces it at the first sign-in.
+      await api('POST', '/api/v1/users', { ...body, username: name, password: $('u-password').value, mustChangePassword: true });
       say(t('admin.created', { name }));
     }
     resetUserForm();
