@@ -84,6 +84,7 @@ func (e *Engine) importPass(now int64, force bool) {
 	}
 	clear(calls) // finished calls must not stay reachable from here
 	e.passCalls = calls[:0]
+	e.handSignals()
 	e.expireLinger(now)
 	e.notePass(start)
 }

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/callvault/callvault/capture/rtp"
-	"github.com/callvault/callvault/store"
 )
 
 // maxLanes bounds the readers that may feed one stream. Each reader has
@@ -189,11 +188,9 @@ type call struct {
 	// also read and cleared under e.mu).
 	deferred bool
 	through  int64
-	// sig holds the call's SIP messages (copies) until a flush pass hands
-	// them to the store with the recording's other jobs; sigBytes bounds
-	// what waits for a recording that is not there yet.
-	sig        []store.SignalMessage
-	sigBytes   int
+	// sigJob is 1 + the index of the call's job while a pass hands its
+	// SIP messages over (signalling.go); 0 otherwise.
+	sigJob     int
 	sip        bool
 	callID     string
 	parties    [2]party // 0: caller (or the first RTP sender seen), 1: callee

@@ -16,7 +16,8 @@
 // locks or allocation. Flushers own everything downstream of the rings:
 // they drain them on a timer (live) or every 20 ms of capture time
 // (import) through playout into the recording's grid, so a reader never
-// waits for a disk or a commit. What waits for a commit (create, seal,
+// waits for a disk or a commit. Imports run those passes in batches, a
+// call at a time, with the same result (batch.go). What waits for a commit (create, seal,
 // bookmarks) runs on the engine's store worker (storework.go), so a flush
 // pass does not wait for one either.
 //
@@ -104,10 +105,11 @@ func (c *Config) setDefaults() {
 		c.RingSlots = 64
 	}
 	if c.FlushEvery <= 0 {
-		// Also in imports, where a longer interval would save work per
-		// open call: how often ticks are pulled decides whether a
+		// Also in imports: how often ticks are pulled decides whether a
 		// reordered or resuming packet is late or re-anchors, and 100 ms
 		// changed a corpus recording (sip_ipv4_tcp.pcap) against tshark.
+		// Imports save the work per open call by running the passes in
+		// batches instead (batch.go), with the same result.
 		c.FlushEvery = 20 * time.Millisecond
 	}
 	if c.Log == nil {

@@ -5,11 +5,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/callvault/callvault/capture/rtp"
 	"github.com/callvault/callvault/capture/sip"
-	"github.com/callvault/callvault/store"
 	"github.com/callvault/callvault/store/audio"
 	"github.com/callvault/callvault/store/meta"
 )
@@ -338,27 +336,6 @@ func (e *Engine) adoptBySDP(now int64, callID string, m *sip.Message, body []byt
 		return o
 	}
 	return nil
-}
-
-// maxSignalWait bounds the SIP a call keeps while it has no recording (a
-// call ringing for minutes with retransmissions): beyond it, messages are
-// counted in Stats.SignalDropped, not stored.
-const maxSignalWait = 64 << 10
-
-// noteSignal keeps a copy of a SIP message of c for its recording's
-// signalling (issue 7). The flush pass hands the messages to a store job;
-// the reader never waits for the store. Called with e.mu held.
-func (e *Engine) noteSignal(c *call, now int64, src, dst netip.AddrPort, raw []byte, tcp bool) {
-	if c.sigBytes+len(raw) > maxSignalWait && c.rec == nil {
-		e.stats.SignalDropped.Add(1)
-		return
-	}
-	transport := "udp"
-	if tcp {
-		transport = "tcp"
-	}
-	c.sig = append(c.sig, store.SignalMessage{At: time.Unix(0, now).UTC(), Transport: transport, Src: src, Dst: dst, Raw: bytes.Clone(raw)})
-	c.sigBytes += len(raw)
 }
 
 // endCall marks a call ended; the flusher seals its recording.

@@ -104,10 +104,16 @@ type Engine struct {
 	passNo     int64
 	passLog    []passMark
 	deferUntil int64
-	clock      atomic.Int64
-	summaryMu  sync.Mutex
-	summaries  []CallSummary
-	onSummary  func(CallSummary)
+	// SIP messages waiting for their recordings (signalling.go): sigLog
+	// and sigBuf are e.mu's, sigJobs the flusher's scratch.
+	sigLog    []sigEntry
+	sigBuf    []byte
+	sigJobs   []storeJob
+	sigCalls  []*call
+	clock     atomic.Int64
+	summaryMu sync.Mutex
+	summaries []CallSummary
+	onSummary func(CallSummary)
 
 	work storeWorker // store jobs, off the flush pass (storework.go)
 

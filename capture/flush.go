@@ -102,6 +102,7 @@ func (e *Engine) flushLocked(now int64) {
 	}
 	e.stats.RingOccupancy.Store(waiting)
 	e.passLog = e.passLog[:0]
+	e.handSignals()
 	e.expireLinger(now)
 	e.notePass(start)
 }
@@ -516,14 +517,7 @@ func (e *Engine) bookmarks(c *call, rec *recording) {
 		}
 	}
 	evs = append([]event(nil), evs...)
-	sig := c.sig
-	c.sig, c.sigBytes = nil, 0
 	e.mu.Unlock()
-	if len(sig) > 0 {
-		// Queued behind the recording's create job: the store appends
-		// them once the recording exists, in order.
-		e.storeDo(storeJob{kind: jobSignal, rec: rec.r, sig: sig})
-	}
 	for _, ev := range evs {
 		off := max(0, (ev.at-rec.start)/int64(time.Millisecond))
 		e.addBookmark(rec, meta.BookmarkType(ev.kind), off, ev.label, time.Unix(0, ev.at))
@@ -620,7 +614,6 @@ func (e *Engine) finish(c *call) {
 	e.mu.Lock()
 	c.deferred = false
 	delete(e.slow, c)
-	c.sig, c.sigBytes = nil, 0 // messages of a call without a recording
 	// The endpoints stay mapped to the finished call for a while, so RTP
 	// that trails a BYE or a failure is dropped, not taken for a new call
 	// without signalling.

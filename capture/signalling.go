@@ -1,0 +1,110 @@
+package capture
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/callvault/callvault/store"
+)
+
+// Signalling kept with the recording (issue 7): every SIP message of a
+// call that has a recording is stored beside it (Sink.AppendSignalling),
+// in order, through the recording's store jobs.
+//
+// Messages wait in one engine-wide log, not in their calls: a message seen
+// before its call's recording exists (the INVITE, the 180, the 200) waits
+// until it does, and at 10,000 calls setting up at once, thousands of
+// small copies held by the calls and freed a second later left the heap
+// fragmented around what the calls keep for good (2 KiB a call more in
+// BenchmarkMemoryPerCall, whose goal has a 2 KiB margin). The log is two
+// growing slices: a burst costs memory while it lasts and gives it back
+// when the log empties.
+//
+// The reader appends under e.mu; each flush pass, after its calls, takes
+// the messages of calls that have a recording and queues one job per
+// recording (behind its create job, on its worker), drops those of calls
+// that ended without one, and keeps the rest, in order.
+
+// maxSignalLog bounds the bytes of SIP waiting for recordings; beyond it
+// messages are counted in Stats.SignalDropped, not stored.
+const maxSignalLog = 64 << 20
+
+// releaseSignalLog is the capacity above which an emptied log's buffer is
+// given back instead of kept for the next burst.
+const releaseSignalLog = 256 << 10
+
+// sigEntry is one SIP message in the log; its bytes are sigBuf[off:off+n].
+type sigEntry struct {
+	c        *call
+	at       int64
+	src, dst netip.AddrPort
+	off, n   int
+	tcp      bool
+}
+
+// noteSignal appends a SIP message of c to the log. Called with e.mu held.
+func (e *Engine) noteSignal(c *call, now int64, src, dst netip.AddrPort, raw []byte, tcp bool) {
+	if len(e.sigBuf)+len(raw) > maxSignalLog {
+		e.stats.SignalDropped.Add(1)
+		return
+	}
+	e.sigLog = append(e.sigLog, sigEntry{c: c, at: now, src: src, dst: dst, off: len(e.sigBuf), n: len(raw), tcp: tcp})
+	e.sigBuf = append(e.sigBuf, raw...)
+}
+
+// handSignals queues the logged messages of every call that has a
+// recording as store jobs, one per recording, and compacts the log. Called
+// by a flush pass after its calls (flushMu held: c.rec is the flusher's).
+func (e *Engine) handSignals() {
+	e.mu.Lock()
+	if len(e.sigLog) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	jobs, calls := e.sigJobs[:0], e.sigCalls[:0]
+	keep, keepBytes := 0, 0
+	for _, en := range e.sigLog {
+		c := en.c
+		raw := e.sigBuf[en.off : en.off+en.n]
+		if c.rec == nil {
+			if _, open := e.calls[c]; open {
+				// No recording yet: keep it, moved to the front.
+				en.off = keepBytes
+				keepBytes += copy(e.sigBuf[keepBytes:], raw)
+				e.sigLog[keep] = en
+				keep++
+			}
+			continue // a call forgotten without a recording: dropped
+		}
+		transport := "udp"
+		if en.tcp {
+			transport = "tcp"
+		}
+		m := store.SignalMessage{At: time.Unix(0, en.at).UTC(), Transport: transport, Src: en.src, Dst: en.dst, Raw: append([]byte(nil), raw...)}
+		if c.sigJob == 0 {
+			jobs = append(jobs, storeJob{kind: jobSignal, rec: c.rec.r})
+			calls = append(calls, c)
+			c.sigJob = len(jobs)
+		}
+		j := &jobs[c.sigJob-1]
+		j.sig = append(j.sig, m)
+	}
+	for _, c := range calls {
+		c.sigJob = 0
+	}
+	clear(calls)
+	e.sigCalls = calls[:0]
+	clear(e.sigLog[keep:]) // forgotten calls must not stay reachable
+	e.sigLog, e.sigBuf = e.sigLog[:keep], e.sigBuf[:keepBytes]
+	if keep == 0 && cap(e.sigBuf) > releaseSignalLog {
+		e.sigLog, e.sigBuf = nil, nil
+	}
+	e.mu.Unlock()
+	// Outside e.mu: a live worker's full queue blocks the pass, never the
+	// readers.
+	for i := range jobs {
+		e.storeDo(jobs[i])
+		jobs[i] = storeJob{}
+	}
+	e.sigJobs = jobs[:0]
+}
