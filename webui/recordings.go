@@ -411,7 +411,12 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 	// The entry holds the filters, not the result count: readers of the
 	// log may see less than the searcher, and a count would tell them
 	// how much the searcher's view holds.
-	s.auditLater(r, p, auditEvent{action: meta.AuditSearch, detail: clipN(r.URL.RawQuery, 2048)})
+	// An identical repeat by the same principal within minutes (the
+	// page's auto-refresh) is not a new access and is folded into the
+	// entry already written (searchfold.go).
+	if s.searchFold.audit(s.searchPrincipal(r, p), r.URL.RawQuery) {
+		s.auditLater(r, p, auditEvent{action: meta.AuditSearch, detail: clipN(r.URL.RawQuery, 2048)})
+	}
 	resp := searchResponse{Recordings: make([]recordingJSON, 0, len(page.Recordings)), Next: page.Next}
 	for i := range page.Recordings {
 		rec := &page.Recordings[i]

@@ -100,9 +100,12 @@ type Server struct {
 	metrics  *httpMetrics
 
 	// Sign-in protection shared by the form and the API (authn.go).
-	byAccount  *throttle
-	byAddress  *throttle
-	verified   *verifyCache
+	byAccount *throttle
+	byAddress *throttle
+	verified  *verifyCache
+	// searchFold keeps identical repeated searches out of the audit log
+	// (searchfold.go).
+	searchFold *searchFold
 	argonSlots chan struct{}
 
 	// searchSlots admits searches GOMAXPROCS at a time, in arrival order
@@ -165,9 +168,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		pages:    pages,
 		sess:     newSessions(cfg.SessionIdle, cfg.SessionAbsolute, cfg.Now),
 
-		byAccount: newThrottle(accountBurst, accountRefill, throttleKeys, cfg.Now),
-		byAddress: newThrottle(addressBurst, addressRefill, throttleKeys, cfg.Now),
-		verified:  newVerifyCache(5*time.Minute, 10_000, cfg.Now),
+		byAccount:  newThrottle(accountBurst, accountRefill, throttleKeys, cfg.Now),
+		byAddress:  newThrottle(addressBurst, addressRefill, throttleKeys, cfg.Now),
+		verified:   newVerifyCache(5*time.Minute, 10_000, cfg.Now),
+		searchFold: newSearchFold(searchFoldWindow, searchFoldMax, cfg.Now),
 		// One argon2id check at a time per core: each takes 64 MiB.
 		argonSlots:  make(chan struct{}, 2),
 		searchSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
