@@ -1,7 +1,9 @@
 package webui
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -248,6 +250,9 @@ type retentionJSON struct {
 	// TenantDays applies to the tenant's recordings without a group
 	// policy; null: kept until deleted.
 	TenantDays *int `json:"tenantDays"`
+	// Recomputed is how many existing recordings got a new delete-after
+	// date, when the change asked for it (PUT with recompute).
+	Recomputed *int `json:"recomputed,omitempty"`
 }
 
 type retentionRequest struct {
@@ -255,9 +260,16 @@ type retentionRequest struct {
 	// Days after the start; 0 keeps recordings until deleted; -1 removes
 	// the policy (the less specific one applies again).
 	Days int `json:"days"`
+	// Recompute applies the policies to the existing recordings of the
+	// tenant (or group) too; a preserved one's date only moves later.
+	Recompute bool `json:"recompute,omitempty"`
 }
 
 func (s *Server) handleGetRetention(w http.ResponseWriter, r *http.Request, p *Principal) {
+	s.writeRetention(w, r, p, nil)
+}
+
+func (s *Server) writeRetention(w http.ResponseWriter, r *http.Request, p *Principal, recomputed *int) {
 	ps, err := s.data.Admin.RetentionPolicies()
 	if err != nil {
 		s.internalError(w, r, "retention policies", err)
@@ -277,6 +289,7 @@ func (s *Server) handleGetRetention(w http.ResponseWriter, r *http.Request, p *P
 	if ok {
 		out.TenantDays = &days
 	}
+	out.Recomputed = recomputed
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -299,5 +312,44 @@ func (s *Server) handleSetRetention(w http.ResponseWriter, r *http.Request, p *P
 	if !s.applyAdmin(w, r, p, cmd, what+" set to "+strconv.Itoa(req.Days)+" days") {
 		return
 	}
-	s.handleGetRetention(w, r, p)
+	var recomputed *int
+	if req.Recompute {
+		n, err := s.recomputeRetention(r.Context(), p.User.Tenant, req.Group)
+		if err != nil {
+			s.internalError(w, r, "recompute retention", err)
+			return
+		}
+		if err := s.audit(r, p, auditEvent{action: meta.AuditConfig, detail: fmt.Sprintf("%s applied to %d existing recordings", what, n)}); err != nil {
+			s.internalError(w, r, "the change was applied but its audit entry failed", err)
+			return
+		}
+		recomputed = &n
+	}
+	s.writeRetention(w, r, p, recomputed)
+}
+
+// recomputeBatch is how many recordings one RecomputeRetention command
+// walks: a transaction of a few milliseconds, so capture and uploads
+// never wait long behind it.
+const recomputeBatch = 2000
+
+// recomputeRetention applies the policies in force to the existing
+// recordings of tenant (or of one group), batch after batch, and returns
+// how many got a new date.
+func (s *Server) recomputeRetention(ctx context.Context, tenant, group string) (int, error) {
+	total, after := 0, ""
+	for {
+		res, err := s.data.Commands.Apply(ctx, &meta.RecomputeRetention{Tenant: tenant, Group: group, After: after, Limit: recomputeBatch})
+		if err != nil {
+			return total, err
+		}
+		n, err := strconv.Atoi(res.Reference)
+		if err != nil {
+			return total, fmt.Errorf("recompute retention: count %q: %w", res.Reference, err)
+		}
+		total += n
+		if after = res.ID; after == "" {
+			return total, nil
+		}
+	}
 }

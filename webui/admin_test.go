@@ -3,6 +3,7 @@ package webui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callvault/callvault/store/meta"
 )
@@ -75,5 +76,47 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	if es := f.auditEntries(t, meta.AuditQuery{Action: meta.AuditConfig}); len(es) == 0 || !strings.Contains(es[0].Detail, "90 days") {
 		t.Errorf("retention change not audited: %+v", es)
+	}
+}
+
+// TestRetentionRecompute: PUT /api/v1/retention with recompute applies the
+// new policy to the tenant's existing recordings (a held one's date only
+// moves later), says how many changed, and audits it; without recompute
+// existing recordings keep their dates.
+func TestRetentionRecompute(t *testing.T) {
+	f := newFixture(t)
+	plain := f.freshRecording(t, false)
+	held := f.freshRecording(t, true)
+	date := func(id string) time.Time {
+		rec, err := f.st.Meta().Recording(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.DeleteAfter
+	}
+	heldBefore := date(held)
+	start := f.clock.Now().Add(-time.Hour).UTC()
+
+	if r := f.send("admin", "PUT", "/api/v1/retention", `{"days":30}`); r.code != 200 || strings.Contains(string(r.body), "recomputed") {
+		t.Fatalf("set without recompute: %d %s", r.code, r.body)
+	}
+	if !date(plain).IsZero() {
+		t.Fatalf("an existing recording got %v without recompute", date(plain))
+	}
+	r := f.send("admin", "PUT", "/api/v1/retention", `{"days":30,"recompute":true}`)
+	var out retentionJSON
+	r.json(t, &out)
+	if r.code != 200 || out.Recomputed == nil || *out.Recomputed < 1 {
+		t.Fatalf("recompute: %d %s", r.code, r.body)
+	}
+	if want := start.AddDate(0, 0, 30); !date(plain).Equal(want) {
+		t.Errorf("plain recording: delete after %v, want %v", date(plain), want)
+	}
+	if !date(held).Equal(heldBefore) {
+		t.Errorf("held recording: delete after %v, was %v (a hold's date never moves earlier)", date(held), heldBefore)
+	}
+	es := f.auditEntries(t, meta.AuditQuery{Action: meta.AuditConfig})
+	if len(es) == 0 || !strings.Contains(es[0].Detail, "existing recordings") {
+		t.Errorf("recompute not audited: %+v", es)
 	}
 }

@@ -52,6 +52,7 @@ const (
 	TypeAppendAudits
 	TypeRequestRelease
 	TypeAddReplica
+	TypeRecomputeRetention
 )
 
 // Command is a metadata change. Only the types in this package implement it;
@@ -127,6 +128,7 @@ func newHandlerTable() [256]handler {
 	h[TypeAuditCheckpoint] = handle[AuditCheckpoint]()
 	h[TypeAppendAudits] = handle[AppendAudits]()
 	h[TypeAddReplica] = handle[AddReplica]()
+	h[TypeRecomputeRetention] = handle[RecomputeRetention]()
 	registerRecordingHandlers(&h)
 	return h
 }

@@ -49,6 +49,8 @@ func fuzzSeedCommands() []Command {
 		&PutSetting{Key: "k", Value: []byte("v")},
 		&DiscardRecording{ID: "0198a000-0000-7000-8000-000000000002"},
 		&SetRetention{Tenant: "t1", Days: 90},
+		&RecomputeRetention{Tenant: "t1", Limit: 2},
+		&RecomputeRetention{Tenant: "t1", Group: "g1", After: "0198a000-0000-7000-8000-000000000001", Limit: 10},
 		&RequestRelease{ID: "0198a000-0000-7000-8000-000000000002", By: "u1", At: jan},
 		&Release{ID: "0198a000-0000-7000-8000-000000000002", By: "u2", At: jan},
 		&AuditCheckpoint{Seq: 1, Hash: "00", Time: jan, PublicKey: make([]byte, 32), Signature: make([]byte, 64)},

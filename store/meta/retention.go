@@ -1,11 +1,14 @@
 package meta
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -15,6 +18,11 @@ import (
 // applies. CreateRecording computes the recording's DeleteAfter from it,
 // inside Apply, so every replica computes the same date. A recording
 // under legal hold is never due, whatever its date.
+//
+// A changed policy applies to recordings created from then on. On request
+// (RecomputeRetention) it is applied to existing recordings too, in
+// batches, so a tenant of millions never needs one huge transaction; a
+// preserved recording's date is only ever moved later.
 
 // SetRetention sets or removes a retention policy.
 type SetRetention struct {
@@ -176,4 +184,86 @@ func (db *DB) Due(now time.Time, limit int) ([]Recording, error) {
 		return nil
 	})
 	return out, err
+}
+
+// RecomputeRetention applies the retention policies now in force to the
+// existing recordings of Tenant (of one Group when set): each one's
+// DeleteAfter becomes what CreateRecording would compute today, except
+// that a preserved recording's date never moves earlier. It walks at most
+// Limit recordings (1..recomputeMaxBatch) in ID order after After, and its
+// Result.ID is the ID to pass as After next, "" when done; Result.Reference
+// counts the recordings it changed, in decimal.
+type RecomputeRetention struct {
+	Tenant string `json:"tenant"`
+	Group  string `json:"group,omitempty"`
+	After  string `json:"after,omitempty"`
+	Limit  int    `json:"limit"`
+}
+
+func (*RecomputeRetention) commandType() CommandType { return TypeRecomputeRetention }
+
+// recomputeMaxBatch bounds one RecomputeRetention's transaction.
+const recomputeMaxBatch = 10_000
+
+func (c *RecomputeRetention) apply(t *txn) (Result, error) {
+	if err := firstErr(checkKeyText("tenant", c.Tenant, maxIDLen), checkKeyText("group", c.Group, maxIDLen),
+		checkRange("limit", int64(c.Limit), 1, recomputeMaxBatch)); err != nil {
+		return Result{}, err
+	}
+	cur := t.tx.Bucket(bRec).Cursor()
+	k, v := cur.First()
+	if c.After != "" {
+		u, err := parseRecID("after", c.After)
+		if err != nil {
+			return Result{}, err
+		}
+		k, v = cur.Seek(u[:])
+		if bytes.Equal(k, u[:]) {
+			k, v = cur.Next()
+		}
+	}
+	// Collect first, change after: storeRecording writes to the bucket the
+	// cursor walks.
+	var due []string
+	var last []byte
+	for n := 0; k != nil && n < c.Limit; k, v = cur.Next() {
+		n++
+		last = k
+		var r Recording
+		if err := json.Unmarshal(v, &r); err != nil {
+			return Result{}, fmt.Errorf("%w: recording %x: %w", ErrCorrupt, k, err)
+		}
+		if r.Status == StatusDeleted || r.Tenant != c.Tenant || c.Group != "" && r.Group != c.Group {
+			continue
+		}
+		if da := c.newDate(t.tx, &r); !da.Equal(r.DeleteAfter) {
+			due = append(due, r.ID)
+		}
+	}
+	for _, id := range due {
+		if _, err := t.modify(id, func(r *Recording) error { r.DeleteAfter = c.newDate(t.tx, r); return nil }); err != nil {
+			return Result{}, err
+		}
+	}
+	next := ""
+	if k != nil {
+		next = uuid.UUID(last).String()
+	}
+	return Result{ID: next, Reference: strconv.Itoa(len(due))}, nil
+}
+
+// newDate is r's delete-after date under today's policies: never earlier
+// than its current one when it is preserved (a hold only grows; an
+// indefinite hold keeps its recording out of every purge anyway).
+func (c *RecomputeRetention) newDate(tx *bolt.Tx, r *Recording) time.Time {
+	da := deleteAfter(tx, r.Tenant, r.Group, r.Start)
+	if r.Preserved != nil {
+		if r.DeleteAfter.IsZero() {
+			return r.DeleteAfter // kept until released: nothing is longer
+		}
+		if !da.IsZero() && da.Before(r.DeleteAfter) {
+			return r.DeleteAfter
+		}
+	}
+	return da
 }
