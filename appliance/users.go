@@ -100,6 +100,10 @@ type NewUser struct {
 	Supervises  []string
 	Permissions *meta.Permissions // nil: DefaultPermissions(Role)
 	Password    string
+	// MustChangePassword makes the user replace the password at the first
+	// sign-in: `callvault user add` sets it when it made the password up
+	// (printed on a console, so someone else has seen it).
+	MustChangePassword bool
 }
 
 // Users manages accounts in a store opened by the console commands (the
@@ -133,7 +137,7 @@ func (u Users) Add(ctx context.Context, n NewUser) (meta.User, error) {
 	user := meta.User{
 		ID: id.String(), Tenant: n.Tenant, Username: n.Username, DisplayName: n.DisplayName, Role: n.Role,
 		Groups: n.Groups, SupervisedGroups: n.Supervises, Permissions: perms, PasswordHash: hash,
-		Created: time.Now().UTC().Truncate(time.Millisecond),
+		Created: time.Now().UTC().Truncate(time.Millisecond), MustChangePassword: n.MustChangePassword,
 	}
 	if _, err := u.st.Apply(ctx, &meta.CreateUser{User: user}); err != nil {
 		if errors.Is(err, meta.ErrExists) {

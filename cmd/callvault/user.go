@@ -114,7 +114,9 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 			if err != nil {
 				return err
 			}
-			n.Password = pw
+			// A password made up here is printed for someone else to hand
+			// over: the user replaces it at the first sign-in.
+			n.Password, n.MustChangePassword = pw, made
 			return open(c, func(u accountAdmin) error {
 				user, err := u.Add(c.Context(), n)
 				if err != nil {
@@ -151,7 +153,8 @@ auditor (reads and exports preserved recordings and the audit log). Permissions 
 					out := make([]userJSON, len(us))
 					for i, u := range us {
 						out[i] = userJSON{ID: u.ID, Tenant: u.Tenant, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role,
-							Groups: u.Groups, SupervisedGroups: u.SupervisedGroups, Permissions: u.Permissions, Disabled: u.Disabled, Created: u.Created}
+							Groups: u.Groups, SupervisedGroups: u.SupervisedGroups, Permissions: u.Permissions, Disabled: u.Disabled, Created: u.Created,
+							MustChangePassword: u.MustChangePassword}
 					}
 					enc := json.NewEncoder(stdout)
 					enc.SetIndent("", "  ")
@@ -235,6 +238,9 @@ type userJSON struct {
 	Permissions      meta.Permissions `json:"permissions"`
 	Disabled         bool             `json:"disabled"`
 	Created          time.Time        `json:"created"`
+	// MustChangePassword: the password was made up or set by an admin and
+	// is replaced at the next sign-in.
+	MustChangePassword bool `json:"mustChangePassword"`
 }
 
 func dash(s []string) string {

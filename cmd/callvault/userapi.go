@@ -106,7 +106,8 @@ func (a *apiUsers) Add(ctx context.Context, n appliance.NewUser) (meta.User, err
 		perms = *n.Permissions
 	}
 	req := map[string]any{"username": n.Username, "displayName": n.DisplayName, "password": n.Password, "role": n.Role,
-		"groups": nonNil(n.Groups), "supervisedGroups": nonNil(n.Supervises), "permissions": perms}
+		"groups": nonNil(n.Groups), "supervisedGroups": nonNil(n.Supervises), "permissions": perms,
+		"mustChangePassword": n.MustChangePassword}
 	var res struct{ ID string }
 	if err := a.call(ctx, http.MethodPost, "/api/v1/users", req, &res, http.StatusCreated); err != nil {
 		return meta.User{}, err
