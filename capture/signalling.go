@@ -18,7 +18,7 @@ import (
 // fragmented around what the calls keep for good (2 KiB a call more in
 // BenchmarkMemoryPerCall, whose goal has a 2 KiB margin). The log is two
 // growing slices: a burst costs memory while it lasts and gives it back
-// when the log empties.
+// when it has drained.
 //
 // The reader appends under e.mu; each flush pass, after its calls, takes
 // the messages of calls that have a recording and queues one job per
@@ -29,8 +29,8 @@ import (
 // messages are counted in Stats.SignalDropped, not stored.
 const maxSignalLog = 64 << 20
 
-// releaseSignalLog is the capacity above which an emptied log's buffer is
-// given back instead of kept for the next burst.
+// releaseSignalLog is the capacity above which a log's buffer shrinks to
+// what it holds once it is three quarters empty.
 const releaseSignalLog = 256 << 10
 
 // sigEntry is one SIP message in the log; its bytes are sigBuf[off:off+n].
@@ -96,8 +96,12 @@ func (e *Engine) handSignals() {
 	e.sigCalls = calls[:0]
 	clear(e.sigLog[keep:]) // forgotten calls must not stay reachable
 	e.sigLog, e.sigBuf = e.sigLog[:keep], e.sigBuf[:keepBytes]
-	if keep == 0 && cap(e.sigBuf) > releaseSignalLog {
-		e.sigLog, e.sigBuf = nil, nil
+	if cap(e.sigBuf) > releaseSignalLog && keepBytes < cap(e.sigBuf)/4 {
+		// After a burst (thousands of calls setting up at once), the few
+		// messages still waiting move to a buffer their size, and the
+		// burst's memory goes back.
+		e.sigBuf = append([]byte(nil), e.sigBuf...)
+		e.sigLog = append([]sigEntry(nil), e.sigLog...)
 	}
 	e.mu.Unlock()
 	// Outside e.mu: a live worker's full queue blocks the pass, never the

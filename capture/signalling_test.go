@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,4 +113,44 @@ func startLine(t *testing.T, m store.SignalMessage) string {
 func first(b []byte) string {
 	line, _, _ := strings.Cut(string(b), "\r\n")
 	return line
+}
+
+// TestSignalLogGivesMemoryBack: after a burst of calls set up at once, the
+// messages of calls forgotten without a recording are dropped, those still
+// waiting keep their order, and the burst's buffer goes back to the heap
+// (at 10,000 calls it is tens of megabytes).
+func TestSignalLogGivesMemoryBack(t *testing.T) {
+	e := New(Config{}, StoreSink(testStore(t)))
+	ap := netip.MustParseAddrPort("192.0.2.1:5060")
+	raw := bytes.Repeat([]byte("x"), 1000)
+	e.mu.Lock()
+	waiting := e.newCall(0, "waiting")
+	var gone []*call
+	for i := 0; i < 1000; i++ {
+		c := e.newCall(0, "gone")
+		gone = append(gone, c)
+		e.noteSignal(c, 0, ap, ap, raw, false)
+		if i%100 == 0 {
+			e.noteSignal(waiting, int64(i), ap, ap, []byte("INVITE "+strconv.Itoa(i)), false)
+		}
+	}
+	burst := cap(e.sigBuf)
+	e.mu.Unlock()
+	for _, c := range gone {
+		e.finish(c) // forgotten without a recording
+	}
+	e.flushMu.Lock()
+	e.handSignals()
+	e.flushMu.Unlock()
+	if len(e.sigLog) != 10 || cap(e.sigBuf) >= releaseSignalLog || burst < releaseSignalLog {
+		t.Fatalf("%d messages left, buffer %d bytes (burst %d)", len(e.sigLog), cap(e.sigBuf), burst)
+	}
+	for i, en := range e.sigLog {
+		if got, want := string(e.sigBuf[en.off:en.off+en.n]), "INVITE "+strconv.Itoa(i*100); en.c != waiting || got != want {
+			t.Errorf("message %d: %q of %p, want %q of the waiting call", i, got, en.c, want)
+		}
+	}
+	if n := e.stats.SignalDropped.Load(); n != 0 {
+		t.Errorf("%d messages counted as dropped for lack of room", n)
+	}
 }
