@@ -203,11 +203,14 @@ await run(async (browser) => {
   await admin.waitForFunction(() => document.querySelector('#users tr[data-username="newbie"] .role').textContent !== document.querySelector('#users tr[data-username="alice"] .role').textContent);
   await admin.click('#users tr[data-username="newbie"] .actions button:nth-of-type(2)');
   await admin.waitForFunction(() => document.querySelector('#users tr[data-username="newbie"] .state').textContent !== document.querySelector('#users tr[data-username="alice"] .state').textContent);
-  // Retention of the group, then removed again.
+  // Retention of the group, applied to its existing recordings too, then
+  // removed again.
   await admin.selectOption('#r-group', 'night-shift');
   await admin.fill('#r-days', '400');
+  await admin.check('#r-recompute');
   await admin.click('#retention-form button[type="submit"]');
   await admin.waitForSelector('#retention tr[data-group="night-shift"]');
+  await admin.waitForFunction(() => /applied to \d+ existing recordings/.test(document.getElementById('message').textContent));
   await admin.click('#retention tr[data-group="night-shift"] button');
   await admin.waitForFunction(() => !document.querySelector('#retention tr[data-group="night-shift"]'));
   // A tenant.

@@ -286,10 +286,10 @@ async function loadRetention() {
   }
 }
 
-async function setRetention(group, days) {
+async function setRetention(group, days, recompute) {
   try {
-    await api('PUT', '/api/v1/retention', { group, days });
-    say(t('admin.retentionSaved'));
+    const r = await api('PUT', '/api/v1/retention', { group, days, recompute });
+    say(recompute ? t('admin.retentionRecomputed', { count: fmtNumber(r.recomputed || 0) }) : t('admin.retentionSaved'));
     loadRetention();
   } catch (err) {
     failed(err);
@@ -298,7 +298,7 @@ async function setRetention(group, days) {
 
 $('retention-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  setRetention($('r-group').value, Number($('r-days').value));
+  setRetention($('r-group').value, Number($('r-days').value), $('r-recompute').checked);
 });
 
 // ---- storage tiers ----
