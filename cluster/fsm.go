@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,7 +17,8 @@ type fsm struct {
 	log *slog.Logger
 	// kick (capacity 1) wakes the file copier after a command that may
 	// seal or delete a recording, or a membership change.
-	kick chan struct{}
+	kick  chan struct{}
+	dirty *dirtySet
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -29,10 +31,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	entries := make([]meta.LogEntry, 0, len(logs))
 	pos := make([]int, 0, len(logs))
-	wake := false
+	var (
+		touched []string // recordings the file copier should look at
+		members bool     // a membership change: it looks at everything
+	)
+	// After the batch is applied, so the copier reads the new state.
+	defer func() { f.note(touched, members) }()
 	for i, l := range logs {
-		wake = wake || l.Type == raft.LogConfiguration || (l.Type == raft.LogCommand && len(l.Data) > 0 && filesMayChange(meta.CommandType(l.Data[0])))
+		members = members || l.Type == raft.LogConfiguration
 		if l.Type == raft.LogCommand {
+			if id := recordingOf(l.Data); id != "" {
+				touched = append(touched, id)
+			}
 			entries = append(entries, meta.LogEntry{Index: l.Index, Cmd: l.Data})
 			pos = append(pos, i)
 		}
@@ -49,12 +59,6 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			out[i] = err
 		}
 		return out
-	}
-	if wake && f.kick != nil {
-		select {
-		case f.kick <- struct{}{}:
-		default: // a pass is already due
-		}
 	}
 	for j, i := range pos {
 		if errors.Is(res[j].Err, meta.ErrUnknownCommand) {
@@ -92,11 +96,45 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() { s.s.Release() }
 
-// filesMayChange: command types after which the file copier has work.
-func filesMayChange(t meta.CommandType) bool {
-	switch t {
-	case meta.TypeCreateRecording, meta.TypeUpdateRecording, meta.TypeDeleteRecording:
-		return true
+// note tells the file copier what changed and wakes it.
+func (f *fsm) note(touched []string, members bool) {
+	if f.dirty == nil || (len(touched) == 0 && !members) {
+		return
 	}
-	return false
+	if members {
+		f.dirty.all()
+	}
+	for _, id := range touched {
+		f.dirty.add(id)
+	}
+	select {
+	case f.kick <- struct{}{}:
+	default: // a pass is already due
+	}
+}
+
+// recordingOf returns the recording a command may seal or delete (the
+// file copier has work then), or "".
+func recordingOf(cmd []byte) string {
+	if len(cmd) == 0 {
+		return ""
+	}
+	switch meta.CommandType(cmd[0]) {
+	case meta.TypeCreateRecording, meta.TypeUpdateRecording, meta.TypeDeleteRecording:
+	default:
+		return ""
+	}
+	var c struct {
+		ID        string `json:"id"`
+		Recording struct {
+			ID string `json:"id"`
+		} `json:"recording"`
+	}
+	if json.Unmarshal(cmd[1:], &c) != nil {
+		return ""
+	}
+	if c.ID != "" {
+		return c.ID
+	}
+	return c.Recording.ID
 }

@@ -73,7 +73,10 @@ func FuzzFileWire(f *testing.F) {
 	f.Add([]byte(`{"size":-1,"sha256":""}`))
 	f.Add([]byte(`{"size":1e30}`))
 	f.Add([]byte(`{"id":""}`))
+	f.Add([]byte("\x0c{\"id\":\"x\",\"status\":\"complete\"}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// A committed entry's recording ID, as the FSM reads it for the copier.
+		_ = recordingOf(b)
 		if r, err := decodeFileRequest(b); err != nil {
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("request error %v does not wrap ErrProtocol", err)

@@ -90,8 +90,9 @@ type Node struct {
 
 	// repl is the file copier, once started (replicate.go); kick wakes it
 	// when the FSM applies a command that may seal or delete a recording.
-	repl atomic.Pointer[Replicator]
-	kick chan struct{}
+	repl  atomic.Pointer[Replicator]
+	kick  chan struct{}
+	dirty dirtySet // recordings changed since the copier's last pass
 }
 
 // Open starts the node. A data directory without a cluster identity is
@@ -189,7 +190,7 @@ func Open(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	if n.raft, err = raft.NewRaft(rc, &fsm{db: cfg.DB, log: n.log, kick: n.kick}, logs, n.boltLS, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, &fsm{db: cfg.DB, log: n.log, kick: n.kick, dirty: &n.dirty}, logs, n.boltLS, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	ok = true

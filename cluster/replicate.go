@@ -21,11 +21,13 @@ package cluster
 // file it holds but is not listed for (a crash between rename and commit),
 // and removes its copies of deleted recordings.
 //
-// Each pass walks every recording in ID order (meta.RecordingsAfter, a read
-// transaction per page): fine to some hundred thousand recordings; an
-// index of under-replicated recordings would make it cheaper. Passes run
-// after a few seconds, or at once when the FSM applies a command that may
-// seal or delete a recording (kicked, at most every minPassGap).
+// A full pass walks every recording in ID order (meta.RecordingsAfter, a
+// read transaction per page): at start, every Interval (30 s), after a
+// membership change, and when more than maxDirty recordings changed. In
+// between, the FSM notes the ID of every recording a create, update or
+// delete touched and kicks the copier, whose pass then looks at those
+// alone (and at earlier failures, retried with a backoff up to Interval);
+// passes are at least minPassGap apart.
 
 import (
 	"context"
@@ -65,7 +67,7 @@ type ReplicationConfig struct {
 	// Replicas is how many nodes should hold each file (cluster.replicas);
 	// 0 means DefaultReplicas. Capped at the number of members.
 	Replicas int
-	// Interval between passes when nothing kicks one; 0: 5 s.
+	// Interval between full passes over every recording; 0: 30 s.
 	Interval time.Duration
 	// Workers is how many copies run at once; 0: 4. Each copy ends in two
 	// fsyncs and a raft commit, so a few in flight share them.
@@ -86,10 +88,11 @@ const (
 type FileStats struct {
 	// Replicas is the target number of copies (capped at the members).
 	Replicas int `json:"replicas"`
-	// Backlog: files this node should hold but does not yet (last pass,
-	// counting down as copies finish).
+	// Backlog: files this node should hold but does not yet (found by the
+	// last pass, counting down as copies finish).
 	Backlog int64 `json:"backlog"`
-	// UnderReplicated: sealed recordings held by fewer members than Replicas.
+	// UnderReplicated: sealed recordings held by fewer members than
+	// Replicas (counted by the last full pass, less the copies since).
 	UnderReplicated int64 `json:"under_replicated"`
 	// Copied, Failed and Bytes count this node's copies since it started.
 	Copied uint64 `json:"copied"`
@@ -126,7 +129,7 @@ func (n *Node) StartReplication(fs FileStore, cfg ReplicationConfig) *Replicator
 		cfg.Replicas = DefaultReplicas
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = 5 * time.Second
+		cfg.Interval = 30 * time.Second
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
@@ -169,7 +172,12 @@ func (r *Replicator) loop(ctx context.Context) {
 	} else if n > 0 {
 		r.n.log.Info("removed partial copies left by a crash", "files", n)
 	}
-	wait := time.Duration(0)
+	var (
+		retry    []string // copies that failed, tried again after backoff
+		backoff  = time.Second
+		lastFull time.Time
+		wait     time.Duration // 0: a full pass at once
+	)
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -180,11 +188,22 @@ func (r *Replicator) loop(ctx context.Context) {
 		case <-r.n.kick:
 			t.Stop()
 		}
-		busy := r.pass(ctx)
+		ids, overflow := r.n.dirty.take()
+		var failed []string
+		if overflow || time.Since(lastFull) >= r.cfg.Interval {
+			failed = r.pass(ctx)
+			lastFull = time.Now()
+		} else {
+			failed = r.passIDs(ctx, append(ids, retry...))
+		}
 		r.passes.Add(1)
-		wait = r.cfg.Interval
-		if busy {
-			wait = time.Second // failures or a backlog: try again soon
+		retry = failed
+		wait = r.cfg.Interval - time.Since(lastFull)
+		if len(retry) > 0 {
+			wait = min(wait, backoff)
+			backoff = min(2*backoff, r.cfg.Interval)
+		} else {
+			backoff = time.Second
 		}
 		select { // keep kicks from running passes back to back
 		case <-r.stop:
@@ -192,6 +211,53 @@ func (r *Replicator) loop(ctx context.Context) {
 		case <-time.After(minPassGap):
 		}
 	}
+}
+
+// dirtySet collects the recordings that committed commands touched since
+// the last pass (the FSM adds them), so a pass after a seal looks at those
+// alone instead of walking every recording.
+type dirtySet struct {
+	mu       sync.Mutex
+	ids      map[string]struct{}
+	overflow bool // more than maxDirty: the next pass walks everything
+}
+
+const maxDirty = 50_000
+
+func (d *dirtySet) add(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.overflow {
+		return
+	}
+	if len(d.ids) >= maxDirty {
+		d.overflow, d.ids = true, nil
+		return
+	}
+	if d.ids == nil {
+		d.ids = map[string]struct{}{}
+	}
+	d.ids[id] = struct{}{}
+}
+
+// all marks that the next pass must walk everything (a membership change).
+func (d *dirtySet) all() {
+	d.mu.Lock()
+	d.overflow, d.ids = true, nil
+	d.mu.Unlock()
+}
+
+func (d *dirtySet) take() ([]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := make([]string, 0, len(d.ids))
+	for id := range d.ids {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	over := d.overflow
+	d.ids, d.overflow = nil, false
+	return ids, over
 }
 
 // members maps the raft configuration's server IDs to their addresses.
@@ -208,15 +274,11 @@ func (n *Node) members() map[string]string {
 }
 
 // pass walks every recording once and copies what this node lacks. It
-// reports whether anything is left to do (a failure, or a file it could
-// not get).
-func (r *Replicator) pass(ctx context.Context) bool {
-	self := r.n.ID()
-	members := r.n.members()
-	want := min(r.cfg.Replicas, len(members))
-	r.target.Store(int64(want))
-	if want == 0 {
-		return true
+// returns the IDs whose copy failed.
+func (r *Replicator) pass(ctx context.Context) []string {
+	v, ok := r.view()
+	if !ok {
+		return nil
 	}
 	var todo []string
 	var under int64
@@ -225,38 +287,15 @@ func (r *Replicator) pass(ctx context.Context) bool {
 		recs, err := r.n.cfg.DB.RecordingsAfter(after, 500)
 		if err != nil {
 			r.n.log.Error("replication pass: read recordings", "err", err)
-			return true
+			return nil
 		}
 		for _, rec := range recs {
 			after = rec.ID
-			if rec.Status == meta.StatusDeleted {
-				if ok, err := r.fs.DropDeletedReplica(rec); err != nil {
-					r.n.log.Warn("remove copy of a deleted recording", "id", rec.ID, "err", err)
-				} else if ok {
-					r.n.log.Info("removed copy of a deleted recording", "id", rec.ID)
-				}
-				continue
-			}
-			if !sealedRec(rec) {
-				continue
-			}
-			holders := holdersOf(rec, members)
-			if len(holders) < want {
+			need, short := r.consider(ctx, v, rec)
+			if short {
 				under++
 			}
-			if rec.Node == self {
-				continue
-			}
-			listed := slices.Contains(rec.Replicas, self)
-			have := r.fs.HasFile(rec)
-			switch {
-			case listed && have:
-				continue
-			case have:
-				// Verified and in place, but the commit was lost.
-				r.record(ctx, rec.ID)
-				continue
-			case listed, len(holders) < want && chosen(rec.ID, self, holders, members, want):
+			if need {
 				todo = append(todo, rec.ID)
 			}
 		}
@@ -265,11 +304,89 @@ func (r *Replicator) pass(ctx context.Context) bool {
 		}
 	}
 	r.under.Store(under)
+	return r.copyAll(ctx, todo)
+}
+
+// passIDs looks at the given recordings only (those the FSM saw change,
+// and earlier failures).
+func (r *Replicator) passIDs(ctx context.Context, ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	v, ok := r.view()
+	if !ok {
+		return ids
+	}
+	var todo []string
+	for _, id := range ids {
+		rec, err := r.n.cfg.DB.Recording(id)
+		if err != nil {
+			continue // discarded, or not a recording
+		}
+		if need, _ := r.consider(ctx, v, rec); need {
+			todo = append(todo, id)
+		}
+	}
+	return r.copyAll(ctx, todo)
+}
+
+// clusterView is what a pass decides by: the members and the target.
+type clusterView struct {
+	self    string
+	members map[string]string
+	want    int
+}
+
+func (r *Replicator) view() (clusterView, bool) {
+	v := clusterView{self: r.n.ID(), members: r.n.members()}
+	v.want = min(r.cfg.Replicas, len(v.members))
+	r.target.Store(int64(v.want))
+	return v, v.want > 0
+}
+
+// consider decides about one recording: whether this node must copy its
+// file, and whether it is under-replicated. On the way it removes the copy
+// of a deleted recording and records a verified copy the metadata misses.
+func (r *Replicator) consider(ctx context.Context, v clusterView, rec meta.Recording) (need, short bool) {
+	if rec.Status == meta.StatusDeleted {
+		if ok, err := r.fs.DropDeletedReplica(rec); err != nil {
+			r.n.log.Warn("remove copy of a deleted recording", "id", rec.ID, "err", err)
+		} else if ok {
+			r.n.log.Info("removed copy of a deleted recording", "id", rec.ID)
+		}
+		return false, false
+	}
+	if !sealedRec(rec) {
+		return false, false
+	}
+	holders := holdersOf(rec, v.members)
+	short = len(holders) < v.want
+	if rec.Node == v.self {
+		return false, short
+	}
+	listed := slices.Contains(rec.Replicas, v.self)
+	have := r.fs.HasFile(rec)
+	switch {
+	case listed && have:
+		return false, short
+	case have:
+		// Verified and in place, but the commit was lost.
+		r.record(ctx, rec.ID)
+		return false, short
+	case listed:
+		return true, short // the metadata says we hold it, the disk disagrees
+	}
+	return short && chosen(rec.ID, v.self, holders, v.members, v.want), short
+}
+
+// copyAll copies the files, Workers at a time, and returns the failures.
+func (r *Replicator) copyAll(ctx context.Context, todo []string) []string {
 	r.backlog.Store(int64(len(todo)))
 	var (
-		busy atomic.Bool
-		wg   sync.WaitGroup
-		next = make(chan string)
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+		next   = make(chan string)
 	)
 	for range min(r.cfg.Workers, len(todo)) {
 		wg.Add(1)
@@ -277,7 +394,9 @@ func (r *Replicator) pass(ctx context.Context) bool {
 			defer wg.Done()
 			for id := range next {
 				if err := r.copyOne(ctx, id); err != nil {
-					busy.Store(true)
+					mu.Lock()
+					failed = append(failed, id)
+					mu.Unlock()
 					if ctx.Err() == nil {
 						r.failed.Add(1)
 						r.n.log.Warn("copy recording file", "id", id, "err", err)
@@ -299,7 +418,7 @@ func (r *Replicator) pass(ctx context.Context) bool {
 	}
 	close(next)
 	wg.Wait()
-	return busy.Load() || ctx.Err() != nil
+	return failed
 }
 
 func (r *Replicator) record(ctx context.Context, id string) {

@@ -246,3 +246,31 @@ func TestPlayFromPeer(t *testing.T) {
 		t.Fatal("a file was installed without a holder")
 	}
 }
+
+func TestRecordingOfAndDirtySet(t *testing.T) {
+	up, _ := meta.Encode(&meta.UpdateRecording{ID: "0198a000-0000-7000-8000-000000000001", Status: meta.StatusComplete})
+	cr, _ := meta.Encode(&meta.CreateRecording{Recording: meta.Recording{ID: "0198a000-0000-7000-8000-000000000002"}})
+	note, _ := meta.Encode(&meta.AddNote{ID: "0198a000-0000-7000-8000-000000000003"})
+	for cmd, want := range map[string]string{string(up): "0198a000-0000-7000-8000-000000000001",
+		string(cr): "0198a000-0000-7000-8000-000000000002", string(note): "", "": "", string(up[:5]): ""} {
+		if got := recordingOf([]byte(cmd)); got != want {
+			t.Errorf("recordingOf(%.40q) = %q, want %q", cmd, got, want)
+		}
+	}
+	var d dirtySet
+	d.add("b")
+	d.add("a")
+	d.add("b")
+	if ids, over := d.take(); !slices.Equal(ids, []string{"a", "b"}) || over {
+		t.Fatalf("take: %q %v", ids, over)
+	}
+	for i := range maxDirty + 1 {
+		d.add(string(rune(i)))
+	}
+	if ids, over := d.take(); len(ids) != 0 || !over {
+		t.Fatalf("overflow: %d ids, %v", len(ids), over)
+	}
+	if ids, over := d.take(); len(ids) != 0 || over {
+		t.Fatal("take does not reset")
+	}
+}
