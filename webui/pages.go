@@ -320,10 +320,13 @@ func (pg *pages) firstPage(r *http.Request, p *Principal, mine bool) (*tableView
 	if err != nil {
 		return &tableView{}, fv, err
 	}
-	// Not audited here: the server-rendered page is the default list a
-	// page load shows (the API audits every search the user then makes);
-	// TestSignInAudited pins the audit trail of a sign-in, and a landing
-	// page is not an access to a recording (ARCHITECTURE rule 7).
+	// The first page is a search like the API's, audited the same way:
+	// the filters, folded with identical repeats (searchfold.go), so a
+	// page opened with a case's filters is on record as well as what the
+	// page's script asks for later.
+	if pg.s.searchFold.audit(pg.s.searchPrincipal(r, p), raw) {
+		pg.s.auditLater(r, p, auditEvent{action: meta.AuditSearch, detail: clipN(raw, 2048)})
+	}
 	loc := browserZone(r)
 	tv := &tableView{Next: page.Next, Query: raw, Rows: make([]rowView, len(page.Recordings))}
 	for i := range page.Recordings {
