@@ -135,6 +135,7 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 		SecureCookies:        cfg.HTTP.TLS,
 		Version:              o.Build.Version,
 		DefaultRetentionDays: cfg.Storage.DefaultRetentionDays,
+		PreserveDays:         cfg.Storage.PreserveDays,
 		Now:                  o.Now,
 	}, log, a.reg, a.reg, accounts{st}, readiness{st, a.node}, data)
 	if err != nil {

@@ -71,6 +71,10 @@ type StorageConfig struct {
 	PurgeInterval        time.Duration `mapstructure:"purge_interval" yaml:"purge_interval"`
 	MinFreeBytes         int64         `mapstructure:"min_free_bytes" yaml:"min_free_bytes"`
 	DefaultRetentionDays int           `mapstructure:"default_retention_days" yaml:"default_retention_days"`
+	// PreserveDays is how far a Preserve without an end date pushes a
+	// recording's deletion date out (from the later of now and its
+	// current date); 0 holds it indefinitely.
+	PreserveDays int `mapstructure:"preserve_days" yaml:"preserve_days"`
 }
 
 // CaptureConfig is passive capture from mirrored traffic.
@@ -109,6 +113,7 @@ func defaults() map[string]any {
 		"storage.purge_interval":         "1h",
 		"storage.min_free_bytes":         int64(256 << 20),
 		"storage.default_retention_days": 0,
+		"storage.preserve_days":          0,
 		"capture.interfaces":             []string{},
 		"capture.bpf":                    "",
 		"capture.sip_ports":              []int{5060, 5080},
@@ -379,6 +384,9 @@ func (c Config) Validate() error {
 	}
 	if c.Storage.DefaultRetentionDays < 0 {
 		bad("storage.default_retention_days", "%d is negative; allowed: 0 (keep forever) or more", c.Storage.DefaultRetentionDays)
+	}
+	if c.Storage.PreserveDays < 0 || c.Storage.PreserveDays > 36525 {
+		bad("storage.preserve_days", "%d is not allowed; allowed: 0 (hold indefinitely) to 36525 (100 years)", c.Storage.PreserveDays)
 	}
 	for i, p := range c.Capture.SIPPorts {
 		if p < 1 || p > 65535 {

@@ -81,6 +81,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"impossible level", "log:\n  level: loud\n", nil, []string{"log.level", "debug, info, warn, error"}},
 		{"impossible flush", "storage:\n  flush_interval: 5s\n", nil, []string{"storage.flush_interval", "at most 1s"}},
 		{"archive without dir", "storage:\n  archive_after_days: 30\n", nil, []string{"storage.archive_dir"}},
+		{"impossible preservation period", "storage:\n  preserve_days: -5\n", nil, []string{"storage.preserve_days", "0 (hold indefinitely)"}},
 		{"bad env", "", []string{"CALLVAULT_HTTP_TLS=perhaps"}, []string{"http.tls"}},
 		{"not yaml", "http: [\n", nil, []string{"callvault.yaml"}},
 	}

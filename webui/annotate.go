@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,8 +54,13 @@ type bookmarkRequest struct {
 }
 
 type preserveRequest struct {
-	// Until ends the hold by itself; absent: indefinitely.
+	// Until ends the hold by itself. Absent: the installation's
+	// preservation period (storage.preserve_days) past the later of now
+	// and the recording's deletion date, or indefinitely when none is set.
 	Until *time.Time `json:"until,omitempty"`
+	// Indefinite holds the recording until someone releases it (two
+	// people), whatever the preservation period.
+	Indefinite bool `json:"indefinite,omitempty"`
 }
 
 type relatedRequest struct {
@@ -256,17 +262,34 @@ func (s *Server) handlePreserve(w http.ResponseWriter, r *http.Request, p *Princ
 	now := s.now().UTC()
 	var until time.Time
 	if req.Until != nil {
+		if req.Indefinite {
+			writeError(w, http.StatusBadRequest, "until and indefinite exclude each other")
+			return
+		}
 		until = req.Until.UTC()
 		if !until.After(now) {
 			writeError(w, http.StatusBadRequest, "until: "+until.Format(time.RFC3339)+" is not in the future")
 			return
 		}
 	}
+	period := req.Until == nil && !req.Indefinite && s.cfg.PreserveDays > 0
 	detail := "indefinitely"
-	if !until.IsZero() {
+	switch {
+	case !until.IsZero():
 		detail = "until " + until.Format(time.RFC3339)
+	case period:
+		detail = "for the preservation period: " + strconv.Itoa(s.cfg.PreserveDays) + " days past its deletion date"
 	}
 	s.change(w, r, p, meta.AuditPreserve, detail, func(rec *meta.Recording) meta.Command {
+		if period {
+			// The preservation period counts from the later of now and
+			// the date retention would delete the recording.
+			base := now
+			if rec.DeleteAfter.After(base) {
+				base = rec.DeleteAfter
+			}
+			until = base.AddDate(0, 0, s.cfg.PreserveDays)
+		}
 		return &meta.Preserve{ID: rec.ID, By: p.User.ID, At: now, Until: until}
 	})
 }

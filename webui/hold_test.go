@@ -1,8 +1,10 @@
 package webui
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callvault/callvault/store/meta"
 )
@@ -57,5 +59,48 @@ func TestCaseHold(t *testing.T) {
 		if r := f.send("admin", "POST", "/api/v1/recordings/preserve", bad); r.code != 400 {
 			t.Errorf("%s: %d %s", bad, r.code, r.body)
 		}
+	}
+}
+
+// TestPreservePeriod: with storage.preserve_days set, Preserve without an
+// end date holds a recording that many days past the later of now and its
+// deletion date (which moves out with it); "indefinite" still holds it
+// until released; both at once is refused.
+func TestPreservePeriod(t *testing.T) {
+	f := newFixture(t)
+	f.srv.cfg.PreserveDays = 3650
+	now := f.clock.Now().UTC()
+	fresh := f.freshRecording(t, false)
+	dated := f.freshRecording(t, false)
+	deleteAt := now.AddDate(0, 0, 30).Truncate(time.Second)
+	if _, err := f.st.Apply(context.Background(), &meta.SetDeleteAfter{ID: dated, DeleteAfter: deleteAt}); err != nil {
+		t.Fatal(err)
+	}
+	forever := f.freshRecording(t, false)
+
+	for id, want := range map[string]time.Time{fresh: now.AddDate(0, 0, 3650), dated: deleteAt.AddDate(0, 0, 3650)} {
+		if r := f.send("admin", "POST", "/api/v1/recordings/"+id+"/preserve", ""); r.code != 200 {
+			t.Fatalf("preserve: %d %s", r.code, r.body)
+		}
+		rec, _ := f.st.Meta().Recording(id)
+		if rec.Preserved == nil || !rec.Preserved.Until.Equal(want) {
+			t.Errorf("%s: held %+v, want until %v", id, rec.Preserved, want)
+		}
+		if id == dated && !rec.DeleteAfter.Equal(want) {
+			t.Errorf("the deletion date stayed %v, want %v", rec.DeleteAfter, want)
+		}
+	}
+	if r := f.send("admin", "POST", "/api/v1/recordings/"+forever+"/preserve", `{"indefinite":true}`); r.code != 200 {
+		t.Fatalf("indefinite: %d %s", r.code, r.body)
+	}
+	if rec, _ := f.st.Meta().Recording(forever); rec.Preserved == nil || !rec.Preserved.Until.IsZero() {
+		t.Errorf("indefinite hold: %+v", rec.Preserved)
+	}
+	if r := f.send("admin", "POST", "/api/v1/recordings/"+fresh+"/preserve", `{"indefinite":true,"until":"2999-01-01T00:00:00Z"}`); r.code != 400 {
+		t.Errorf("until and indefinite together: %d", r.code)
+	}
+	es := f.auditEntries(t, meta.AuditQuery{Action: meta.AuditPreserve, Recording: fresh})
+	if len(es) == 0 || !strings.Contains(es[0].Detail, "3650 days") {
+		t.Errorf("the period hold's audit entry: %+v", es)
 	}
 }

@@ -59,6 +59,11 @@ type Config struct {
 	// whose start lies further back is refused with 409, since retention
 	// would delete it at once. 0 keeps recordings forever.
 	DefaultRetentionDays int
+	// PreserveDays is storage.preserve_days: a Preserve without an end
+	// date holds the recording this many days past the later of now and
+	// its deletion date; 0 (or a request asking for it) holds it
+	// indefinitely.
+	PreserveDays int
 	// MaxUploadBytes limits an uploaded file; 0 means DefaultMaxUploadBytes.
 	MaxUploadBytes int64
 	// Now is the clock; nil means time.Now. Tests inject their own.
