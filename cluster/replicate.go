@@ -40,6 +40,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,10 +174,11 @@ func (r *Replicator) loop(ctx context.Context) {
 		r.n.log.Info("removed partial copies left by a crash", "files", n)
 	}
 	var (
-		retry    []string // copies that failed, tried again after backoff
-		backoff  = time.Second
-		lastFull time.Time
-		wait     time.Duration // 0: a full pass at once
+		retry       []string // copies that failed, tried again after backoff
+		backoff     = time.Second
+		lastFull    time.Time
+		lastMembers string
+		wait        time.Duration // 0: a full pass at once
 	)
 	for {
 		t := time.NewTimer(wait)
@@ -190,15 +192,23 @@ func (r *Replicator) loop(ctx context.Context) {
 		}
 		ids, overflow := r.n.dirty.take()
 		var failed []string
-		if overflow || time.Since(lastFull) >= r.cfg.Interval {
-			failed = r.pass(ctx)
-			lastFull = time.Now()
+		// A node that joins learns the configuration from a raft snapshot,
+		// not from a configuration entry the FSM sees: compare members.
+		m := memberKey(r.n.members())
+		if overflow || m != lastMembers || time.Since(lastFull) >= r.cfg.Interval {
+			var ok bool
+			if failed, ok = r.pass(ctx); ok {
+				lastFull, lastMembers = time.Now(), m
+			}
 		} else {
 			failed = r.passIDs(ctx, append(ids, retry...))
 		}
 		r.passes.Add(1)
 		retry = failed
 		wait = r.cfg.Interval - time.Since(lastFull)
+		if lastMembers == "" {
+			wait = time.Second // not a member yet: look again soon
+		}
 		if len(retry) > 0 {
 			wait = min(wait, backoff)
 			backoff = min(2*backoff, r.cfg.Interval)
@@ -273,12 +283,23 @@ func (n *Node) members() map[string]string {
 	return m
 }
 
+// memberKey is the membership as one comparable string ("" for none).
+func memberKey(m map[string]string) string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, "\x00")
+}
+
 // pass walks every recording once and copies what this node lacks. It
-// returns the IDs whose copy failed.
-func (r *Replicator) pass(ctx context.Context) []string {
+// returns the IDs whose copy failed, and false if it could not walk (no
+// configuration yet, or the database failed).
+func (r *Replicator) pass(ctx context.Context) ([]string, bool) {
 	v, ok := r.view()
 	if !ok {
-		return nil
+		return nil, false
 	}
 	var todo []string
 	var under int64
@@ -287,7 +308,7 @@ func (r *Replicator) pass(ctx context.Context) []string {
 		recs, err := r.n.cfg.DB.RecordingsAfter(after, 500)
 		if err != nil {
 			r.n.log.Error("replication pass: read recordings", "err", err)
-			return nil
+			return nil, false
 		}
 		for _, rec := range recs {
 			after = rec.ID
@@ -304,7 +325,7 @@ func (r *Replicator) pass(ctx context.Context) []string {
 		}
 	}
 	r.under.Store(under)
-	return r.copyAll(ctx, todo)
+	return r.copyAll(ctx, todo), ctx.Err() == nil
 }
 
 // passIDs looks at the given recordings only (those the FSM saw change,
