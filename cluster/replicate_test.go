@@ -221,7 +221,7 @@ func TestPlayFromPeer(t *testing.T) {
 	a, b := ns[0], ns[1]
 	data := bytes.Repeat([]byte("0123456789abcdef"), 200_000) // 3.2 MB
 	rec := recordOn(t, a, data)
-	waitFor(t, "b has the metadata", func() bool { _, err := b.st.Meta().Recording(rec.ID); return err == nil })
+	waitFor(t, "b has the sealed metadata", func() bool { r, _ := b.st.Meta().Recording(rec.ID); return r.File.SHA256 != "" })
 	time.Sleep(1200 * time.Millisecond) // two passes: nothing is copied with one replica
 	if fileOf(t, b, rec) != nil {
 		t.Fatal("a copy was made although cluster.replicas is 1")
@@ -236,7 +236,7 @@ func TestPlayFromPeer(t *testing.T) {
 
 	// No holder reachable: a clear error, nothing half installed.
 	rec2 := recordOn(t, a, data)
-	waitFor(t, "b has the metadata", func() bool { _, err := b.st.Meta().Recording(rec2.ID); return err == nil })
+	waitFor(t, "b has the sealed metadata", func() bool { r, _ := b.st.Meta().Recording(rec2.ID); return r.File.SHA256 != "" })
 	a.repl.Stop() // a stops serving files
 	_, err := b.st.OpenAudio(context.Background(), rec2.ID)
 	if !errors.Is(err, store.ErrNoFile) || !errors.Is(err, ErrNoHolder) {
