@@ -102,6 +102,10 @@ type pageData struct {
 	// Admin page.
 	GlobalAdmin bool // an admin of the default tenant: manages tenants
 	RoleTable   roleTable
+	// Cluster: the installation's admins on a cluster member get the
+	// cluster section (members, join tokens, removal); a single node has
+	// no such section at all.
+	Cluster bool
 
 	// Exports page: a search or IDs handed over by the recordings page.
 	ExportQuery string
@@ -426,6 +430,10 @@ func (pg *pages) handleAdmin(w http.ResponseWriter, r *http.Request, p *Principa
 	}
 	d.Script, d.Title, d.Nav = "admin.js", d.L.T("nav.admin"), "admin"
 	d.GlobalAdmin, d.RoleTable = p.User.Tenant == "", roleTableOf()
+	// The cluster is the installation's, not a tenant's: a tenant's admin
+	// does not see it (or remove its nodes) from the page.
+	_, member := pg.s.data.Admin.(ClusterAdmin)
+	d.Cluster = d.GlobalAdmin && member
 	pg.render(w, "admin.html", http.StatusOK, d)
 }
 

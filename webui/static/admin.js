@@ -3,7 +3,8 @@
 // password), groups (create, edit name, supervisors, members and the
 // permissions they restrict), tenants (the installation's admins only:
 // the server leaves that section out for everyone else), retention
-// defaults per tenant and group, and the storage tiers with their usage.
+// defaults per tenant and group, the storage tiers with their usage, and
+// on a cluster member the cluster (cluster.js).
 // A user's effective permissions are shown next to their own, because a
 // group's restriction is otherwise invisible: a member may do what both
 // allow (store/meta Group.Permissions).
@@ -330,6 +331,10 @@ async function loadStorage() {
     failed(err);
   }
 }
+
+// The cluster section exists only on a cluster member (pages.go): its
+// module is loaded only then.
+if ($('cluster')) import('./cluster.js').catch(failed);
 
 main.dataset.loaded = 'false';
 Promise.all([load(), loadTenants(), loadStorage()]).then(loadRetention).then(() => { main.dataset.loaded = 'true'; });
