@@ -115,6 +115,16 @@ func parseTimeParam(v string) (time.Time, error) {
 
 const maxDurationMs = 100 * 24 * 3600 * 1000 // nothing records for 100 days
 
+// sortValues are the sort parameter's values: the time orders, and every
+// other key of meta's in both orders.
+var sortValues = func() []string {
+	vs := []string{"newest", "oldest"}
+	for _, k := range meta.SortKeys {
+		vs = append(vs, string(k), "-"+string(k))
+	}
+	return vs
+}()
+
 var searchParams = []searchParam{
 	{"from", "date-time", "calls that started at or after this time (default: 7 days before `to`, or before now)", nil,
 		timeParam(func(q *meta.Query, t time.Time) { q.Start = t })},
@@ -154,8 +164,18 @@ var searchParams = []searchParam{
 		enumParam(bookmarkValues, func(q *meta.Query, v string) { q.BookmarkType = meta.BookmarkType(v) })},
 	{"status", "string", "the recording's status (default: any)", statusValues,
 		enumParam(statusValues, func(q *meta.Query, v string) { q.Status = meta.Status(v) })},
-	{"sort", "string", "newest (default) or oldest first", []string{"newest", "oldest"},
-		enumParam([]string{"newest", "oldest"}, func(q *meta.Query, v string) { q.Ascending = v == "oldest" })},
+	{"sort", "string", "newest (default) or oldest first; or by duration, remoteNumber, remoteName, localNumber, rating or direction, " +
+		"smallest first, or largest first with a leading minus (-duration); such a sort takes at most 10,000 matches (narrow the time range)", sortValues,
+		enumParam(sortValues, func(q *meta.Query, v string) {
+			switch {
+			case v == "newest" || v == "oldest":
+				q.Ascending = v == "oldest"
+			case strings.HasPrefix(v, "-"):
+				q.Sort, q.Ascending = meta.SortKey(v[1:]), false
+			default:
+				q.Sort, q.Ascending = meta.SortKey(v), true
+			}
+		})},
 	{"limit", "integer", "results per page, 1 to 500 (default 50)", nil,
 		intParam(1, meta.MaxLimit, func(q *meta.Query, n int64) { q.Limit = int(n) })},
 	{"cursor", "string", "the `next` value of the previous page", nil,
@@ -392,6 +412,10 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 	}
 	defer func() { <-s.searchSlots }()
 	page, err := s.data.Catalog.Search(q)
+	if errors.Is(err, meta.ErrTooManyToSort) {
+		writeJSON(w, http.StatusBadRequest, apiMessage{Message: "parameter sort: " + strings.TrimPrefix(err.Error(), "meta: invalid value: meta: "), Parameter: "sort"})
+		return
+	}
 	if errors.Is(err, meta.ErrInvalid) {
 		// What meta rejects that the parser let through: a cursor that is
 		// malformed or was made for the other sort order (the fuzz target

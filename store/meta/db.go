@@ -42,6 +42,9 @@ var (
 	// ErrNeedsApproval: lifting an indefinite hold needs a request and a
 	// second person's approval.
 	ErrNeedsApproval = errors.New("meta: needs a second person's approval")
+	// ErrTooManyToSort: a search sorted by anything but the start time
+	// matches more than SortLimit recordings. It wraps ErrInvalid too.
+	ErrTooManyToSort = errors.New("meta: too many matches to sort")
 	// ErrCorrupt: Check found an index that disagrees with the primary data.
 	ErrCorrupt = errors.New("meta: index inconsistent with primary data")
 )
@@ -101,6 +104,8 @@ type DB struct {
 	// collectLimit bounds prefix-index walks in Search (see collectIter);
 	// a field so that tests can make the fallback happen on small data.
 	collectLimit int
+	// sortLimit is SortLimit; a field so that tests can reach it.
+	sortLimit int
 	// recs keeps the recordings search results decoded (reccache.go).
 	recs *recCache
 }
@@ -118,7 +123,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
 	bdb.MaxBatchDelay = maxBatchDelay
-	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit, recs: newRecCache(recCacheEntries)}
+	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit, sortLimit: SortLimit, recs: newRecCache(recCacheEntries)}
 	if err := db.bolt.Update(initBuckets); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("meta: init %s: %w", path, err)

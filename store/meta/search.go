@@ -53,10 +53,13 @@ type Query struct {
 	BookmarkType   BookmarkType
 	Status         Status // "" = any except deleted
 	IncludeDeleted bool
-	Ascending      bool // default: newest first
-	Limit          int  // default 50, at most 500
-	Cursor         string
-	Scope          Scope
+	Ascending      bool // default: newest first (largest first for Sort)
+	// Sort orders by something other than the start time (sort.go); such
+	// a search may have at most SortLimit matches.
+	Sort   SortKey
+	Limit  int // default 50, at most 500
+	Cursor string
+	Scope  Scope
 }
 
 // Page is one page of results.
@@ -853,9 +856,31 @@ func (db *DB) Search(q Query) (Page, error) {
 
 // search also reports the winning plan's name to tests and benchmarks.
 func (db *DB) search(q *Query, winner *string) (Page, error) {
+	sorted, sortKey, sortAsc := q.Sort != SortStart, q.Sort, q.Ascending
+	offset := 0
+	if sorted {
+		if !slices.Contains(SortKeys, q.Sort) {
+			return Page{}, fmt.Errorf("%w: sort %q", ErrInvalid, q.Sort)
+		}
+		if q.Cursor != "" {
+			var err error
+			if offset, err = decodeSortCursor(q.Cursor, q.Sort, q.Ascending); err != nil {
+				return Page{}, err
+			}
+		}
+		// The planner walks in time order, oldest or newest first as it
+		// likes; the offset cursor is not a time key.
+		tq := *q
+		tq.Cursor, tq.Ascending = "", false
+		q = &tq
+	}
 	f, err := newFilter(q)
 	if err != nil {
 		return Page{}, err
+	}
+	pageLimit := f.limit
+	if sorted {
+		f.limit = db.sortLimit
 	}
 	var page Page
 	err = db.bolt.View(func(tx *bolt.Tx) error {
@@ -891,7 +916,21 @@ func (db *DB) search(q *Query, winner *string) (Page, error) {
 			*winner = won.name
 		}
 		keys := won.matches
-		if len(keys) > f.limit {
+		switch {
+		case sorted:
+			if len(keys) > db.sortLimit {
+				return fmt.Errorf("%w: %w: more than %d recordings match; narrow the filters (the time range first) to sort by %s", ErrInvalid, ErrTooManyToSort, db.sortLimit, sortKey)
+			}
+			all, err := sortMatches(timeB, keys, sortKey, sortAsc)
+			if err != nil {
+				return err
+			}
+			end := min(len(all), offset+pageLimit)
+			keys = all[min(offset, end):end]
+			if end < len(all) {
+				page.Next = encodeSortCursor(sortKey, sortAsc, end)
+			}
+		case len(keys) > f.limit:
 			keys = keys[:f.limit]
 			page.Next = encodeCursor(f.asc, keys[len(keys)-1])
 		}

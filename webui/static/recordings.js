@@ -26,6 +26,17 @@ function init() {
   let cursor = initial.get('cursor') || '';
   initial.delete('cursor');
   let params = initial;
+  // Columns the API sorts (see "Sorting" below) and the sort key of each.
+  const SERVER_SORT = { direction: 'direction', duration: 'duration', local: 'localNumber', remote: 'remoteNumber', rating: 'rating' };
+  // The server-side sort other than by time, from the page's own query:
+  // { col (the table column), key (the API's sort key), dir }.
+  let serverSort = null;
+  {
+    const s = initial.get('sort') || '';
+    const key = s.replace(/^-/, '');
+    const col = Object.keys(SERVER_SORT).find((c) => SERVER_SORT[c] === key);
+    if (col) serverSort = { col, key, dir: s.startsWith('-') ? -1 : 1 };
+  }
   let next = table.dataset.next || '';
   const back = []; // cursors of the pages before this one
   let busy = false;
@@ -57,7 +68,8 @@ function init() {
     const remote = $('f-remote').value.trim();
     if (remote) p.set(/\p{L}/u.test(remote) ? 'remoteName' : 'remoteNumber', remote);
     if ($('f-user').value) p.set('localUser', $('f-user').value);
-    if ($('f-sort').value === 'oldest') p.set('sort', 'oldest');
+    if (serverSort) p.set('sort', (serverSort.dir < 0 ? '-' : '') + serverSort.key);
+    else if ($('f-sort').value === 'oldest') p.set('sort', 'oldest');
     return p;
   }
 
@@ -106,11 +118,13 @@ function init() {
     syncSelection();
   }
 
-  // Sorting. The store sorts by start time only: meta.Search walks its
-  // time index, newest or oldest first, and its cursor depends on that
-  // order. Every other column sorts the rows of the page on screen, in the
-  // browser, and the page says so (#sort-note); an auto-refresh or a new
-  // page keeps that column's order.
+  // Sorting. The store sorts by start time, and by duration, direction,
+  // local and remote number and rating (SERVER_SORT: the whole result, up
+  // to 10,000 matches, paged by the API; more and it asks for a narrower
+  // time range). The other columns (user, group, reference, preserved,
+  // bookmarks) sort the rows of the page on screen, in the browser, and the
+  // page says so (#sort-note); an auto-refresh or a new page keeps that
+  // column's order.
   let pageSort = null; // { key, col, num, dir: 1 ascending | -1 descending }
   const headers = [...table.tHead.rows[0].cells];
   const collator = new Intl.Collator(document.documentElement.lang, { numeric: true, sensitivity: 'base' });
@@ -123,10 +137,11 @@ function init() {
   }
 
   function applyPageSort() {
+    const active = pageSort || (serverSort && { key: serverSort.col, dir: serverSort.dir });
     for (const th of headers) {
-      if (th.dataset.col) th.setAttribute('aria-sort', pageSort && pageSort.key === th.dataset.col ? (pageSort.dir > 0 ? 'ascending' : 'descending') : 'none');
+      if (th.dataset.col) th.setAttribute('aria-sort', active && active.key === th.dataset.col ? (active.dir > 0 ? 'ascending' : 'descending') : 'none');
     }
-    $('th-start').setAttribute('aria-sort', pageSort ? 'none' : (params.get('sort') === 'oldest' ? 'ascending' : 'descending'));
+    $('th-start').setAttribute('aria-sort', active ? 'none' : (params.get('sort') === 'oldest' ? 'ascending' : 'descending'));
     $('sort-note').hidden = !pageSort;
     if (!pageSort) return;
     const { col, num, dir } = pageSort;
@@ -142,6 +157,12 @@ function init() {
     b.addEventListener('click', () => {
       const th = b.closest('th');
       const key = b.dataset.key;
+      if (SERVER_SORT[key]) {
+        pageSort = null;
+        serverSort = serverSort && serverSort.col === key ? { ...serverSort, dir: -serverSort.dir } : { col: key, key: SERVER_SORT[key], dir: 1 };
+        search();
+        return;
+      }
       pageSort = pageSort && pageSort.key === key ? { ...pageSort, dir: -pageSort.dir } : { key, col: headers.indexOf(th), num: b.dataset.kind === 'num', dir: 1 };
       applyPageSort();
     });
@@ -150,6 +171,17 @@ function init() {
     pageSort = null;
     load(cursor, true);
   });
+  // A sort the server refused (too many matches): back to time order, with
+  // the server's explanation shown.
+  function sortRefused(err) {
+    if (!serverSort || !err || err.status !== 400 || !/sort/.test(err.message || '')) return false;
+    serverSort = null;
+    params = readForm();
+    applyPageSort();
+    say(t('sort.tooMany'), true);
+    load('', false);
+    return true;
+  }
 
   // load shows the page at cursor c. keepView keeps the scroll position
   // (auto-refresh); the selection is kept always.
@@ -176,7 +208,7 @@ function init() {
         wrap.scrollTop = wy;
       }
     } catch (err) {
-      if (mySeq === seq) failed(err);
+      if (mySeq === seq && !sortRefused(err)) failed(err);
     } finally {
       if (mySeq === seq) busy = false;
     }
@@ -237,6 +269,7 @@ function init() {
   });
   $('sort-start').addEventListener('click', () => {
     pageSort = null;
+    serverSort = null;
     $('f-sort').value = $('f-sort').value === 'oldest' ? 'newest' : 'oldest';
     search();
   });
