@@ -46,7 +46,9 @@ function render(st) {
     if (!leader) {
       rm = el('button', { type: 'button', class: 'secondary remove', 'aria-label': t('cluster.remove') + ' ' + n.id, onclick: () => remove(n.id) }, t('cluster.remove'));
     }
-    const id = el('td', { class: 'ref', dir: 'ltr' }, n.id);
+    // The ID is left to right even on an Arabic page; the marks after it
+    // follow the page's direction.
+    const id = el('td', {}, el('span', { class: 'ref', dir: 'ltr' }, n.id));
     if (leader) id.append(' ', el('strong', { class: 'leader-mark' }, '★ ' + t('cluster.isLeader')));
     if (n.id === st.id) id.append(' ', el('span', { class: 'muted self-mark' }, '(' + t('cluster.thisNode') + ')'));
     return el('tr', { dataset: { id: n.id, state: n.state, voter: String(!!n.voter), leader: String(leader) }, class: leader ? 'leader' : null },
