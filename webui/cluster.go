@@ -43,6 +43,9 @@ func (s *Server) cluster(w http.ResponseWriter) (ClusterAdmin, bool) {
 }
 
 func (s *Server) handleClusterStatus(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if !installationAdmin(w, p) {
+		return
+	}
 	c, ok := s.cluster(w)
 	if !ok {
 		return
@@ -56,6 +59,9 @@ func (s *Server) handleClusterStatus(w http.ResponseWriter, r *http.Request, p *
 }
 
 func (s *Server) handleClusterToken(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if !installationAdmin(w, p) {
+		return
+	}
 	c, ok := s.cluster(w)
 	if !ok {
 		return
@@ -71,6 +77,9 @@ func (s *Server) handleClusterToken(w http.ResponseWriter, r *http.Request, p *P
 }
 
 func (s *Server) handleClusterRemove(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if !installationAdmin(w, p) {
+		return
+	}
 	c, ok := s.cluster(w)
 	if !ok {
 		return
@@ -102,4 +111,15 @@ func (s *Server) handleClusterWait(w http.ResponseWriter, r *http.Request, p *Pr
 		return
 	}
 	writeJSON(w, http.StatusOK, waitResponse{Committed: true})
+}
+
+// installationAdmin answers 403 to a tenant's admin: the cluster's members,
+// join tokens and removals concern the whole installation, which only its
+// own admins (of the default tenant) manage.
+func installationAdmin(w http.ResponseWriter, p *Principal) bool {
+	if p.User.Tenant != "" {
+		writeError(w, http.StatusForbidden, "the cluster is managed by the installation's admins")
+		return false
+	}
+	return true
 }

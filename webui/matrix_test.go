@@ -189,9 +189,10 @@ func (f *fixture) expected(t *testing.T, rt RouteInfo, rc routeCase, who ident, 
 		if p.User.Tenant != "" {
 			return http.StatusNotFound // the victim and group gm are in the default tenant
 		}
-	case "GET /api/v1/tenants", "POST /api/v1/tenants", "POST /api/v1/retention/purge":
+	case "GET /api/v1/tenants", "POST /api/v1/tenants", "POST /api/v1/retention/purge",
+		"GET /api/v1/cluster", "POST /api/v1/cluster/tokens", "DELETE /api/v1/cluster/nodes/{id}":
 		if p.User.Tenant != "" {
-			return http.StatusForbidden // tenants are the installation's admins' business
+			return http.StatusForbidden // tenants and the cluster are the installation's admins' business
 		}
 	}
 	return rc.ok
