@@ -268,8 +268,13 @@ func (s *Store) fetchRemote(ctx context.Context, rec meta.Recording) error {
 	}
 	defer rc.Close()
 	n, err := s.InstallReplica(ctx, rec, rc)
-	if err != nil && !s.HasFile(rec) {
-		return fmt.Errorf("%w: fetch recording %s from a peer: %w", ErrNoFile, rec.ID, err)
+	if err != nil {
+		if !s.HasFile(rec) {
+			return fmt.Errorf("%w: fetch recording %s from a peer: %w", ErrNoFile, rec.ID, err)
+		}
+		// Installed and verified; only recording the copy failed (the
+		// cluster's copier records it on its next pass). Play it.
+		s.log.Warn("fetched recording file from a peer, but recording the copy failed", "id", rec.ID, "err", err)
 	}
 	s.log.Info("fetched recording file from a peer for playback", "id", rec.ID, "bytes", n)
 	return nil
