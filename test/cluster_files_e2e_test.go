@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	bin "encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -271,6 +272,42 @@ func TestClusterCatchUp(t *testing.T) {
 			t.Fatalf("copy of %s differs", id)
 		}
 	}
+	// cluster status (API and CLI) shows the replication state: nothing
+	// left to copy, nothing under-replicated, B's copies counted.
+	var st struct {
+		Nodes []struct {
+			ID    string `json:"id"`
+			Files *struct {
+				Replicas        int   `json:"replicas"`
+				Backlog         int64 `json:"backlog"`
+				UnderReplicated int64 `json:"under_replicated"`
+				Copied          int64 `json:"copied"`
+			} `json:"files"`
+		} `json:"nodes"`
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		out := c.cli("cluster", "status", "--server", "http://"+b.http, "--json")
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		done, copied := len(st.Nodes) == 2, int64(0)
+		for _, nd := range st.Nodes {
+			if nd.Files == nil || nd.Files.Backlog != 0 || nd.Files.UnderReplicated != 0 || nd.Files.Replicas != 2 {
+				done = false
+			} else {
+				copied += nd.Files.Copied
+			}
+		}
+		if done && copied >= int64(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the files replicated: %s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("cluster status:\n%s", c.cli("cluster", "status", "--server", "http://"+a.http))
 	t.Logf("CATCHUP N=%d recordings (%d bytes each upload): joined node held every file, verified, %v after its start (%.0f files/s)",
 		n, len(c.wav), took.Round(time.Millisecond), float64(n)/took.Seconds())
 	for _, nd := range c.nodes {
