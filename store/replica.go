@@ -65,9 +65,6 @@ func (s *Store) SetRemoteFiles(r RemoteFiles) {
 	s.rep.mu.Unlock()
 }
 
-// Node is the node name the store writes into recordings it creates.
-func (s *Store) Node() string { return s.cfg.Node }
-
 // sealed reports whether rec's file is final and has a seal hash to verify
 // a copy against.
 func sealed(rec meta.Recording) bool {
