@@ -921,7 +921,7 @@ func (db *DB) search(q *Query, winner *string) (Page, error) {
 			if len(keys) > db.sortLimit {
 				return fmt.Errorf("%w: %w: more than %d recordings match; narrow the filters (the time range first) to sort by %s", ErrInvalid, ErrTooManyToSort, db.sortLimit, sortKey)
 			}
-			all, err := sortMatches(timeB, keys, sortKey, sortAsc)
+			all, err := sortMatches(tx, timeB, keys, sortKey, sortAsc)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 // The indexes are ordered by start time, so a search sorted by duration,
 // number, name, rating or direction first finds every match (the planner
 // races as usual, asked for up to SortLimit results), then sorts them by
-// the summary each index entry already carries, and pages through the
+// the summary each index entry already carries (users and groups by their
+// names, looked up once per distinct ID), and pages through the
 // sorted list with an offset cursor. No recording is decoded but the ones
 // on the page. Past SortLimit matches it refuses (ErrInvalid) and asks for
 // narrower filters rather than sort a million recordings per page.
@@ -34,10 +36,13 @@ const (
 	SortLocalNumber  SortKey = "localNumber"
 	SortRating       SortKey = "rating"
 	SortDirection    SortKey = "direction"
+	SortUser         SortKey = "user"      // the local user's display name (else username)
+	SortGroup        SortKey = "group"     // the group's name
+	SortPreserved    SortKey = "preserved" // not held first
 )
 
 // SortKeys lists the keys a search may be sorted by, besides the start.
-var SortKeys = []SortKey{SortDuration, SortRemoteNumber, SortRemoteName, SortLocalNumber, SortRating, SortDirection}
+var SortKeys = []SortKey{SortDuration, SortRemoteNumber, SortRemoteName, SortLocalNumber, SortRating, SortDirection, SortUser, SortGroup, SortPreserved}
 
 // SortLimit is how many matches a search sorted by anything but the start
 // time may have.
@@ -90,15 +95,40 @@ type sortable struct {
 
 // sortMatches orders keys (matches in time order, as the planner found
 // them) by key, reading each one's summary from the time index.
-func sortMatches(timeB *bolt.Bucket, keys [][]byte, key SortKey, asc bool) ([][]byte, error) {
+func sortMatches(tx *bolt.Tx, timeB *bolt.Bucket, keys [][]byte, key SortKey, asc bool) ([][]byte, error) {
 	items := make([]sortable, len(keys))
 	var s summary
+	// Users and groups sort by name, which the summaries do not carry:
+	// each distinct ID is looked up once.
+	names := map[string][]byte{}
+	nameOf := func(id []byte, user bool) ([]byte, error) {
+		if n, ok := names[string(id)]; ok || len(id) == 0 {
+			return n, nil
+		}
+		var n string
+		if user {
+			var u User
+			if err := getJSON(tx.Bucket(bUsers), id, &u); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			n = cmp.Or(u.DisplayName, u.Username, string(id))
+		} else {
+			var g Group
+			if err := getJSON(tx.Bucket(bGroups), id, &g); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			n = cmp.Or(g.Name, string(id))
+		}
+		names[string(id)] = []byte(strings.ToLower(n))
+		return names[string(id)], nil
+	}
 	for i, k := range keys {
 		v := timeB.Get(k)
 		if v == nil {
 			return nil, fmt.Errorf("%w: time index entry %x is gone", ErrCorrupt, k)
 		}
-		if err := decodeSummary(v, &s); err != nil {
+		err := decodeSummary(v, &s)
+		if err != nil {
 			return nil, err
 		}
 		it := sortable{skey: k}
@@ -115,6 +145,16 @@ func sortMatches(timeB *bolt.Bucket, keys [][]byte, key SortKey, asc bool) ([][]
 			it.s = s.remoteName
 		case SortLocalNumber:
 			it.s = s.localNum
+		case SortPreserved:
+			it.n = int64(s.flags & flagPreserved)
+		case SortUser:
+			if it.s, err = nameOf(s.user, true); err != nil {
+				return nil, err
+			}
+		case SortGroup:
+			if it.s, err = nameOf(s.group, false); err != nil {
+				return nil, err
+			}
 		}
 		items[i] = it
 	}

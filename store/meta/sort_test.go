@@ -8,12 +8,43 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // refSortValue is what a recording sorts by, from the recording itself
 // (the reference the index summaries must agree with).
-func refSortValue(r *Recording, key SortKey) (int64, string) {
+func refSortValue(db *DB, r *Recording, key SortKey) (int64, string) {
 	switch key {
+	case SortPreserved:
+		if r.Preserved != nil {
+			return 1, ""
+		}
+		return 0, ""
+	case SortUser, SortGroup:
+		id := r.LocalParty.User
+		if key == SortGroup {
+			id = r.Group
+		}
+		if id == "" {
+			return 0, ""
+		}
+		name := id
+		_ = db.bolt.View(func(tx *bolt.Tx) error {
+			if key == SortUser {
+				var u User
+				if getJSON(tx.Bucket(bUsers), []byte(id), &u) == nil {
+					name = cmp.Or(u.DisplayName, u.Username, id)
+				}
+			} else {
+				var g Group
+				if getJSON(tx.Bucket(bGroups), []byte(id), &g) == nil {
+					name = cmp.Or(g.Name, id)
+				}
+			}
+			return nil
+		})
+		return 0, strings.ToLower(name)
 	case SortDuration:
 		return r.Duration, ""
 	case SortRating:
@@ -53,8 +84,8 @@ func TestSearchSorted(t *testing.T) {
 			}
 		}
 		slices.SortStableFunc(want, func(a, b *Recording) int {
-			an, as := refSortValue(a, q.Sort)
-			bn, bs := refSortValue(b, q.Sort)
+			an, as := refSortValue(db, a, q.Sort)
+			bn, bs := refSortValue(db, b, q.Sort)
 			c := cmp.Or(cmp.Compare(an, bn), strings.Compare(as, bs))
 			if !q.Ascending {
 				c = -c

@@ -27,7 +27,7 @@ function init() {
   initial.delete('cursor');
   let params = initial;
   // Columns the API sorts (see "Sorting" below) and the sort key of each.
-  const SERVER_SORT = { direction: 'direction', duration: 'duration', local: 'localNumber', remote: 'remoteNumber', rating: 'rating' };
+  const SERVER_SORT = { direction: 'direction', duration: 'duration', user: 'user', group: 'group', local: 'localNumber', remote: 'remoteNumber', preserved: 'preserved', rating: 'rating' };
   // The server-side sort other than by time, from the page's own query:
   // { col (the table column), key (the API's sort key), dir }.
   let serverSort = null;
@@ -119,12 +119,12 @@ function init() {
   }
 
   // Sorting. The store sorts by start time, and by duration, direction,
-  // local and remote number and rating (SERVER_SORT: the whole result, up
-  // to 10,000 matches, paged by the API; more and it asks for a narrower
-  // time range). The other columns (user, group, reference, preserved,
-  // bookmarks) sort the rows of the page on screen, in the browser, and the
-  // page says so (#sort-note); an auto-refresh or a new page keeps that
-  // column's order.
+  // user, group, local and remote number, hold and rating (SERVER_SORT: the
+  // whole result, up to 10,000 matches, paged by the API; more and it asks
+  // for a narrower time range). The reference (issued in creation order)
+  // and bookmark columns sort the rows of the page on screen, in the
+  // browser, and the page says so (#sort-note); an auto-refresh or a new
+  // page keeps that column's order.
   let pageSort = null; // { key, col, num, dir: 1 ascending | -1 descending }
   const headers = [...table.tHead.rows[0].cells];
   const collator = new Intl.Collator(document.documentElement.lang, { numeric: true, sensitivity: 'base' });
