@@ -104,25 +104,17 @@ func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, p *P
 				return
 			}
 		}
-		q.Scope, q.Preserved, q.Limit, q.Cursor = v.Scope, q.Preserved || v.PreservedOnly, meta.MaxLimit, ""
-		for {
-			page, err := s.data.Catalog.Search(q)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			for _, rec := range page.Recordings {
-				ids = append(ids, rec.ID)
-			}
-			if len(ids) > maxExport {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("the selection holds more than %d recordings: narrow it (e.g. by time) and export it in parts", maxExport))
-				return
-			}
-			if page.Next == "" {
-				break
-			}
-			q.Cursor = page.Next
+		q.Scope, q.Preserved = v.Scope, q.Preserved || v.PreservedOnly
+		found, err := s.searchIDs(q, maxExport)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
 		}
+		if found == nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the selection holds more than %d recordings: narrow it (e.g. by time) and export it in parts", maxExport))
+			return
+		}
+		ids = append(ids, found...)
 	}
 	if len(ids) == 0 {
 		writeError(w, http.StatusBadRequest, "the selection holds no recordings")

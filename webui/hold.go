@@ -55,25 +55,17 @@ func (s *Server) handleCasePreserve(w http.ResponseWriter, r *http.Request, p *P
 			return
 		}
 		v := p.View()
-		q.Scope, q.Preserved, q.Limit = v.Scope, q.Preserved || v.PreservedOnly, meta.MaxLimit
-		for {
-			page, err := s.data.Catalog.Search(q)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			for _, rec := range page.Recordings {
-				ids = append(ids, rec.ID)
-			}
-			if len(ids) > maxCaseHold {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("the search finds more than %d recordings: narrow it (e.g. by time) and hold it in parts", maxCaseHold))
-				return
-			}
-			if page.Next == "" {
-				break
-			}
-			q.Cursor = page.Next
+		q.Scope, q.Preserved = v.Scope, q.Preserved || v.PreservedOnly
+		found, err := s.searchIDs(q, maxCaseHold-len(ids))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
 		}
+		if found == nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the search finds more than %d recordings: narrow it (e.g. by time) and hold it in parts", maxCaseHold))
+			return
+		}
+		ids = append(ids, found...)
 	} else if len(ids) > maxCaseHold {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("ids: %d recordings, at most %d", len(ids), maxCaseHold))
 		return
@@ -109,4 +101,29 @@ func (s *Server) handleCasePreserve(w http.ResponseWriter, r *http.Request, p *P
 		resp.Results = append(resp.Results, res)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// searchIDs returns the IDs of every recording q finds (q's scope set by
+// the caller), page after page, or nil when there are more than max: a
+// case hold or an export of a search is refused rather than cut short.
+// It never returns nil without an error otherwise (no match: empty).
+func (s *Server) searchIDs(q meta.Query, max int) ([]string, error) {
+	q.Limit, q.Cursor = meta.MaxLimit, ""
+	ids := []string{}
+	for {
+		page, err := s.data.Catalog.Search(q)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range page.Recordings {
+			ids = append(ids, rec.ID)
+		}
+		if len(ids) > max {
+			return nil, nil
+		}
+		if page.Next == "" {
+			return ids, nil
+		}
+		q.Cursor = page.Next
+	}
 }
