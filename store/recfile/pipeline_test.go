@@ -224,8 +224,12 @@ func TestPipelinedGoroutinesStop(t *testing.T) {
 			if err := w.Flush(); err == nil {
 				t.Fatal("Flush after losing the file succeeded")
 			}
-			// The goroutines are already stopped; Abort still closes the
-			// file and removes it.
+			// The goroutines are already stopped (a goroutine that has
+			// returned may take a moment to leave the scheduler); Abort
+			// still closes the file and removes it.
+			for deadline := time.Now().Add(5 * time.Second); pipelineGoroutines() > 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			if n := pipelineGoroutines(); n != 0 {
 				t.Fatalf("%d goroutines still running after a failure", n)
 			}
