@@ -165,7 +165,7 @@ var searchParams = []searchParam{
 	{"status", "string", "the recording's status (default: any)", statusValues,
 		enumParam(statusValues, func(q *meta.Query, v string) { q.Status = meta.Status(v) })},
 	{"sort", "string", "newest (default) or oldest first; or by duration, remoteNumber, remoteName, localNumber, rating or direction, " +
-		"smallest first, or largest first with a leading minus (-duration); such a sort takes at most 10,000 matches (narrow the time range)", sortValues,
+		"smallest first, or largest first with a leading minus (-duration); such a sort takes at most 50,000 matches (narrow the time range)", sortValues,
 		enumParam(sortValues, func(q *meta.Query, v string) {
 			switch {
 			case v == "newest" || v == "oldest":

@@ -45,8 +45,10 @@ const (
 var SortKeys = []SortKey{SortDuration, SortRemoteNumber, SortRemoteName, SortLocalNumber, SortRating, SortDirection, SortUser, SortGroup, SortPreserved}
 
 // SortLimit is how many matches a search sorted by anything but the start
-// time may have.
-const SortLimit = 10_000
+// time may have: a busy day of a large contact centre. Sorting 8,000
+// matches of the 1,000,000-recording test store takes 15 ms warm; the cost
+// grows linearly, and searches are admitted two at a time.
+const SortLimit = 50_000
 
 // sortCursorPrefix marks an offset cursor; a time cursor is raw base64url
 // and never contains '.'.

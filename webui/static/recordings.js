@@ -120,7 +120,7 @@ function init() {
 
   // Sorting. The store sorts by start time, and by duration, direction,
   // user, group, local and remote number, hold and rating (SERVER_SORT: the
-  // whole result, up to 10,000 matches, paged by the API; more and it asks
+  // whole result, up to 50,000 matches, paged by the API; more and it asks
   // for a narrower time range). The reference (issued in creation order)
   // and bookmark columns sort the rows of the page on screen, in the
   // browser, and the page says so (#sort-note); an auto-refresh or a new
