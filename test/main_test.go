@@ -102,7 +102,14 @@ func startServerArgs(t *testing.T, dir string, env []string, addr string, args .
 		// The built-in default is tested by passing no --http at all.
 		full = append(full, "--http", addr)
 	}
-	cmd := exec.Command(binary, full...)
+	return startBinary(t, binary, dir, env, addr, full...)
+}
+
+// startBinary runs bin with args (a serve command listening on addr) and
+// returns once addr accepts connections; the process is killed at cleanup.
+func startBinary(t *testing.T, bin, dir string, env []string, addr string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
 	s := &server{t: t, cmd: cmd, addr: addr, stderr: &syncBuffer{}, done: make(chan error, 1)}

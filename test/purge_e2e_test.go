@@ -134,38 +134,8 @@ func (a e2eAPI) upload(start time.Time, n int) string {
 // startDevServer runs the devclock binary's serve with the clock file.
 func startDevServer(t *testing.T, dir, data, clockFile string, env []string) *server {
 	t.Helper()
-	bin := buildDevBinary(t)
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--data-dir", data, "--http", addr, "--dev-clock-file", clockFile)
-	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), env...)
-	s := &server{t: t, cmd: cmd, addr: addr, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr, cmd.Stdout = s.stderr, s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			t.Fatalf("serve exited early: %v\n%s", err, s.stderr)
-		default:
-		}
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("serve did not listen on %s:\n%s", addr, s.stderr)
-	return nil
+	return startBinary(t, buildDevBinary(t), dir, env, addr, "serve", "--data-dir", data, "--http", addr, "--dev-clock-file", clockFile)
 }
 
 // recordingFiles maps recording IDs to their files under data.

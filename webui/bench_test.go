@@ -32,19 +32,7 @@ func BenchmarkUpload100MB(b *testing.B) {
 	e := newEnv(b, nil)
 	e.addUser("admin", meta.RoleAdmin)
 	const size = 100 << 20
-	wav := make([]byte, size)
-	copy(wav, "RIFF")
-	binary.LittleEndian.PutUint32(wav[4:], size-8)
-	copy(wav[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(wav[16:], 16)
-	binary.LittleEndian.PutUint16(wav[20:], 1)
-	binary.LittleEndian.PutUint16(wav[22:], 1)
-	binary.LittleEndian.PutUint32(wav[24:], 8000)
-	binary.LittleEndian.PutUint32(wav[28:], 16000)
-	binary.LittleEndian.PutUint16(wav[32:], 2)
-	binary.LittleEndian.PutUint16(wav[34:], 16)
-	copy(wav[36:], "data")
-	binary.LittleEndian.PutUint32(wav[40:], size-44)
+	wav := pcmWAV(8000, 1, (size-44)/2)
 	for i := 44; i+1 < size; i += 2 {
 		binary.LittleEndian.PutUint16(wav[i:], uint16(i*7))
 	}

@@ -201,19 +201,7 @@ func FuzzPeaksQuery(f *testing.F) {
 // toneWAV8k is d of a 440 Hz tone as 8 kHz 16-bit mono WAV.
 func toneWAV8k(d time.Duration) []byte {
 	n := int(d.Seconds() * 8000)
-	b := make([]byte, 44+2*n)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], 8000)
-	binary.LittleEndian.PutUint32(b[28:], 16000)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
+	b := pcmWAV(8000, 1, n)
 	for i := range n {
 		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(8000*math.Sin(2*math.Pi*440*float64(i)/8000))))
 	}
@@ -277,19 +265,7 @@ func TestPeaksStereo(t *testing.T) {
 	e := newEnv(t, nil)
 	e.addUser("admin", meta.RoleAdmin)
 	const frames = 8000
-	wav := make([]byte, 44+4*frames)
-	copy(wav, "RIFF")
-	binary.LittleEndian.PutUint32(wav[4:], uint32(36+4*frames))
-	copy(wav[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(wav[16:], 16)
-	binary.LittleEndian.PutUint16(wav[20:], 1)
-	binary.LittleEndian.PutUint16(wav[22:], 2)
-	binary.LittleEndian.PutUint32(wav[24:], 8000)
-	binary.LittleEndian.PutUint32(wav[28:], 32000)
-	binary.LittleEndian.PutUint16(wav[32:], 4)
-	binary.LittleEndian.PutUint16(wav[34:], 16)
-	copy(wav[36:], "data")
-	binary.LittleEndian.PutUint32(wav[40:], 4*frames)
+	wav := pcmWAV(8000, 2, frames)
 	for i := range frames {
 		s := math.Sin(2 * math.Pi * 300 * float64(i) / 8000)
 		binary.LittleEndian.PutUint16(wav[44+4*i:], uint16(int16(2000*s)))   // left: quiet
@@ -314,4 +290,14 @@ func TestPeaksStereo(t *testing.T) {
 	if got.Max[0][5] > 2100 || got.Max[1][5] < 19000 {
 		t.Errorf("channels mixed up: left max %d, right max %d", got.Max[0][5], got.Max[1][5])
 	}
+}
+
+// pcmWAV is a 16-bit PCM WAV of frames frames, silent: the header from
+// store/audio, the samples for the caller to fill in after it.
+func pcmWAV(rate, channels, frames int) []byte {
+	h, err := audio.WAVHeader(rate, channels, int64(frames))
+	if err != nil {
+		panic(err)
+	}
+	return append(h, make([]byte, 2*channels*frames)...)
 }
