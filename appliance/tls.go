@@ -36,20 +36,35 @@ const (
 // <data_dir>/tls (its fingerprint is logged and printed, so an admin can
 // check what the browser shows).
 func listen(cfg Config, stderr io.Writer, log *slog.Logger) (net.Listener, error) {
+	// The certificate comes first and the port opens last: a client (or a
+	// supervisor's health check) that can connect finds the appliance
+	// whole, the self-signed certificate already on disk.
+	var tlsConfig *tls.Config
+	if cfg.HTTP.TLS {
+		var err error
+		if tlsConfig, err = loadTLS(cfg, stderr, log); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	if !cfg.HTTP.TLS {
+	if tlsConfig == nil {
 		return ln, nil
 	}
+	return tls.NewListener(ln, tlsConfig), nil
+}
+
+// loadTLS loads the configured certificate, or makes (or keeps) the
+// self-signed one in <data_dir>/tls.
+func loadTLS(cfg Config, stderr io.Writer, log *slog.Logger) (*tls.Config, error) {
 	certFile, keyFile := cfg.HTTP.Cert, cfg.HTTP.Key
 	if certFile == "" {
 		dir := filepath.Join(cfg.DataDir, "tls")
 		certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 		made, err := ensureSelfSigned(certFile, keyFile, cfg.HTTP.Listen, time.Now())
 		if err != nil {
-			ln.Close()
 			return nil, err
 		}
 		if made != "" {
@@ -59,7 +74,6 @@ func listen(cfg Config, stderr io.Writer, log *slog.Logger) (net.Listener, error
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("http.cert_file %s: %w", certFile, err)
 	}
 	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
@@ -68,11 +82,11 @@ func listen(cfg Config, stderr io.Writer, log *slog.Logger) (net.Listener, error
 		}
 		log.Info("serving TLS", "cert_file", certFile, "sha256", fingerprint(leaf.Raw), "not_after", leaf.NotAfter)
 	}
-	return tls.NewListener(ln, &tls.Config{
+	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"h2", "http/1.1"},
-	}), nil
+	}, nil
 }
 
 // ensureSelfSigned makes a self-signed certificate and key unless a valid

@@ -296,7 +296,10 @@ func TestCluster(t *testing.T) {
 			for i := 0; ctx.Err() == nil; i++ {
 				code, id, err := c.upload(n, fmt.Sprintf("stream-%d-%d", w, i))
 				if err != nil || code != 201 {
-					if n == leader && !killed.IsZero() {
+					mu.Lock()
+					down := n == leader && !killed.IsZero()
+					mu.Unlock()
+					if down {
 						return
 					}
 					time.Sleep(20 * time.Millisecond)
