@@ -3,7 +3,6 @@ package meta
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -53,6 +52,7 @@ const (
 	TypeRequestRelease
 	TypeAddReplica
 	TypeRecomputeRetention
+	TypeOnce // 37; 38 is TypeBatch (batch.go)
 )
 
 // Command is a metadata change. Only the types in this package implement it;
@@ -77,6 +77,16 @@ type Result struct {
 	Reference string
 	// Err is the command's own error in ApplyBatch (nil on success).
 	Err error
+	// Duplicate is set by Once when its key was applied before: the
+	// inner command changed nothing this time.
+	Duplicate bool
+	// Deferred is never set by Apply: a cluster node that cannot reach a
+	// quorum and keeps the command in its durable outbox says so with it
+	// (the command is not applied anywhere yet, ID and Reference are empty).
+	Deferred bool
+	// Batch holds a Batch command's inner results, one per inner command
+	// in order, each with its own Err (batch.go).
+	Batch []Result
 }
 
 // Encode returns the wire form of cmd: [type byte][JSON payload].
@@ -129,6 +139,8 @@ func newHandlerTable() [256]handler {
 	h[TypeAppendAudits] = handle[AppendAudits]()
 	h[TypeAddReplica] = handle[AddReplica]()
 	h[TypeRecomputeRetention] = handle[RecomputeRetention]()
+	h[TypeOnce] = handle[Once]()
+	h[TypeBatch] = handle[Batch]()
 	registerRecordingHandlers(&h)
 	return h
 }
@@ -141,10 +153,16 @@ type storageError struct{ err error }
 func (e storageError) Error() string { return "meta: storage: " + e.err.Error() }
 func (e storageError) Unwrap() error { return e.err }
 
-// txn is the write context handed to commands.
+// txn is the write context handed to commands. db is there for commands
+// that carry other commands (Once): they apply their inner command through
+// the same dispatch table, in the same transaction.
 type txn struct {
 	tx *bolt.Tx
+	db *DB
 }
+
+// applyInner applies an encoded command carried inside another, in t.
+func (t *txn) applyInner(b []byte) (Result, error) { return t.db.applyOne(t, b) }
 
 func (t *txn) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 
@@ -213,7 +231,7 @@ func (db *DB) applyIn(run func(func(*bolt.Tx) error) error, b []byte) (Result, e
 	var res Result
 	err := run(func(tx *bolt.Tx) error {
 		var err error
-		res, err = db.applyOne(&txn{tx: tx}, b)
+		res, err = db.applyOne(&txn{tx: tx, db: db}, b)
 		return err
 	})
 	if err != nil {
@@ -232,13 +250,12 @@ const maxBatchDelay = time.Millisecond
 func (db *DB) ApplyBatch(cmds [][]byte) ([]Result, error) {
 	results := make([]Result, len(cmds))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		t := &txn{tx: tx}
+		t := &txn{tx: tx, db: db}
 		for i, b := range cmds {
-			res, err := db.applyOne(t, b)
-			if se := (storageError{}); errors.As(err, &se) {
+			res, err := t.applyKeepGoing(b)
+			if err != nil {
 				return fmt.Errorf("command %d: %w", i, err)
 			}
-			res.Err = err
 			results[i] = res
 		}
 		return nil

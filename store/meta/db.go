@@ -133,7 +133,7 @@ func Open(path string, opts Options) (*DB, error) {
 
 func allBuckets() [][]byte {
 	b := [][]byte{bMeta, bCounters, bSettings, bTenants, bTenantNames, bGroups, bGroupNames,
-		bUsers, bUserNames, bTokens, bTokenHashes, bRec, bTime, bRef, bAudit, bAuditIdx, bAuditCheckpoints}
+		bUsers, bUserNames, bTokens, bTokenHashes, bRec, bTime, bRef, bAudit, bAuditIdx, bAuditCheckpoints, bOnce, bOnceTime}
 	return append(b, indexBuckets...)
 }
 

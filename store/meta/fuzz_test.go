@@ -59,6 +59,9 @@ func fuzzSeedCommands() []Command {
 		// Must-change-password: set by an admin's reset, cleared by the user's own change.
 		&SetPassword{ID: "u1", PasswordHash: testHash, MustChange: true},
 		&SetPassword{ID: "u1", PasswordHash: testHash},
+		// Once twice with one key: the second is a duplicate.
+		&Once{Key: "00112233445566778899aabbccddeeff", At: jan, Cmd: append([]byte{byte(TypeSetCategory)}, `{"id":"0198a000-0000-7000-8000-000000000002","category":"Once"}`...)},
+		&Once{Key: "00112233445566778899aabbccddeeff", At: jan, Cmd: append([]byte{byte(TypeSetCategory)}, `{"id":"0198a000-0000-7000-8000-000000000002","category":"Twice"}`...)},
 	}
 }
 

@@ -74,7 +74,7 @@ func (db *DB) ApplyLog(entries []LogEntry) ([]Result, error) {
 		return results, nil
 	}
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		t := &txn{tx: tx}
+		t := &txn{tx: tx, db: db}
 		last := appliedIn(tx)
 		applied, before := last, uint64(0)
 		for i, e := range entries {
@@ -86,11 +86,10 @@ func (db *DB) ApplyLog(entries []LogEntry) ([]Result, error) {
 				continue
 			}
 			applied = e.Index
-			res, err := db.applyOne(t, e.Cmd)
-			if se := (storageError{}); errors.As(err, &se) {
+			res, err := t.applyKeepGoing(e.Cmd)
+			if err != nil {
 				return fmt.Errorf("raft index %d: %w", e.Index, err)
 			}
-			res.Err = err
 			results[i] = res
 		}
 		if applied == last {
@@ -247,7 +246,7 @@ func (db *DB) Restore(r io.Reader, dir string) error {
 					return fmt.Errorf("meta: restore: drop %s: %w", n, err)
 				}
 			}
-			return stx.ForEach(func(name []byte, sb *bolt.Bucket) error {
+			err := stx.ForEach(func(name []byte, sb *bolt.Bucket) error {
 				b, err := tx.CreateBucket(name)
 				if err != nil {
 					return fmt.Errorf("meta: restore: create %s: %w", name, err)
@@ -261,6 +260,16 @@ func (db *DB) Restore(r io.Reader, dir string) error {
 					return b.Put(k, v)
 				})
 			})
+			if err != nil {
+				return err
+			}
+			// A snapshot from a version before a bucket existed.
+			for _, name := range allBuckets() {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("meta: restore: create %s: %w", name, err)
+				}
+			}
+			return nil
 		})
 	})
 }
