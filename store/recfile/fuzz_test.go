@@ -2,7 +2,9 @@ package recfile
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -120,6 +122,64 @@ func FuzzRecover(f *testing.F) {
 		}
 		if err := r.Verify(); err != nil {
 			t.Fatalf("recovered file does not verify: %v", err)
+		}
+		if sum, err := verifyBytes(t, after, dek, uint64(len(raw))); err != nil || sum != res.SealHash {
+			t.Fatalf("recovered file: Verifier %x, %v; Recover's seal hash %x", sum, err, res.SealHash)
+		}
+	})
+}
+
+// FuzzVerifier streams arbitrary bytes, split at arbitrary points, through
+// a Verifier: only errors, no panics; the split does not change the answer;
+// and what it accepts is a complete file that opens and decrypts whole,
+// whose seal hash is the documented one (and, for version 1, the whole
+// file's SHA-256 whether or not it parses).
+func FuzzVerifier(f *testing.F) {
+	fuzzSeeds(f)
+	dek := fuzzDEK()
+	dir := f.TempDir()
+	for i, data := range [][]byte{nil, pattern(3, 300)} {
+		path := filepath.Join(dir, fmt.Sprintf("v1-%d", i))
+		w, err := Create(path, Header{ChunkSize: MinChunkSize}, dek, testRand(uint64(i)), FormatVersion(1))
+		if err != nil {
+			f.Fatal(err)
+		}
+		w.Write(data)
+		if _, err := w.Close(); err != nil {
+			f.Fatal(err)
+		}
+		raw, _ := os.ReadFile(path)
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		whole, werr := verifyBytes(t, raw, dek, 0)
+		split, serr := verifyBytes(t, raw, dek, uint64(len(raw))*7919)
+		if whole != split || (werr == nil) != (serr == nil) {
+			t.Fatalf("one piece: %x, %v; random pieces: %x, %v", whole, werr, split, serr)
+		}
+		if werr != nil {
+			for _, want := range []error{ErrCorrupt, ErrTruncated, ErrNotRecording, ErrVersion, ErrWrongKey} {
+				if errors.Is(werr, want) {
+					return
+				}
+			}
+			t.Fatalf("Verifier failed with an unexpected error: %v", werr)
+		}
+		if raw[6] == 1 {
+			if whole != sha256.Sum256(raw) {
+				t.Fatal("version 1: seal hash is not the SHA-256 of the bytes")
+			}
+			return
+		}
+		r, err := NewReader(bytes.NewReader(raw), int64(len(raw)), dek)
+		if err != nil {
+			t.Fatalf("Verifier accepted a file Open refuses: %v", err)
+		}
+		if err := r.Verify(); err != nil || !r.Complete() {
+			t.Fatalf("Verifier accepted a file that does not decrypt whole: %v", err)
+		}
+		if whole != documentedSealHash(t, raw) {
+			t.Fatal("seal hash is not the documented one")
 		}
 	})
 }

@@ -15,6 +15,16 @@ type createConfig struct {
 	pipelined bool
 	buffers   int       // chunk buffers of a pipelined Writer; 0 means pipelineBuffers
 	plain     hash.Hash // fed every plaintext byte, in order; nil for none
+	version   uint8     // format version to write; 0 means Version
+}
+
+// FormatVersion makes Create write format version v instead of Version.
+// Version 1 (whose seal hash is the SHA-256 of the whole file) is there for
+// tests that prove old files still verify, and for a node that must write
+// files an older release can verify during a rolling upgrade; it costs a
+// SHA-256 pass over every byte written.
+func FormatVersion(v uint8) CreateOption {
+	return func(c *createConfig) { c.version = v }
 }
 
 // PlainHash makes the Writer feed every plaintext byte it seals, in order,
@@ -27,10 +37,9 @@ func PlainHash(h hash.Hash) CreateOption {
 	return func(c *createConfig) { c.plain = h }
 }
 
-// Pipelined makes the Writer spread its work over three goroutines of its own,
+// Pipelined makes the Writer spread its work over two goroutines of its own,
 // so that on a machine with more than one core copying a chunk in (on the
-// caller's goroutine), sealing it, writing the chunks before it and
-// hashing them overlap
+// caller's goroutine), sealing it and writing the chunks before it overlap
 // (see "Pipelined writing" in the package doc). The file, the seal hash and
 // the meaning of Write, Flush, Close, Abort and Abandon are the same as
 // without it. What differs: the Writer holds pipelineBuffers chunk buffers
@@ -64,7 +73,7 @@ const (
 )
 
 // chunkJob goes from the caller to the sealer goroutine, then to the
-// writer and, for a chunk, on to the hasher goroutine.
+// writer.
 type chunkJob struct {
 	// chunk is the chunk buffer: [length][plaintext (n)] from the caller,
 	// [length][ciphertext][tag] once sealed; nil for a sync.
@@ -75,30 +84,26 @@ type chunkJob struct {
 	sync  bool   // fsync everything written so far and answer on synced
 }
 
-// pipeline is the three goroutines of a pipelined Writer and the channels
+// pipeline is the two goroutines of a pipelined Writer and the channels
 // between them:
 //
-//	caller ──toSeal──► sealer ──toWrite──► writer ──toHash──► hasher ──free──► caller
-//	 copy          AES-GCM, PlainHash       write(2)          SHA-256
+//	caller ──toSeal──► sealer ──────────────────► writer ──free──► caller
+//	 copy          PlainHash, AES-GCM, seal hash     write(2)
 //
 // Buffers circulate: the caller fills a chunk buffer with plaintext and
 // sends it on, then takes an empty one from free. A chunk is never copied
-// and nothing is allocated per chunk. The writer comes before the hasher so
-// that a Flush waits only for the writes, not for the hashing; the seal
-// hash is needed only at Close, after the goroutines have stopped. Each
-// stage handles the chunks in order, so the file, the seal hash and the
-// plaintext hash are what the unpipelined Writer makes.
+// and nothing is allocated per chunk. The seal hash of a version 2 file
+// takes 28 bytes per chunk (seal.go), so the sealer feeds it; a version 1
+// file's hashes every byte there too, which is slower but only written on
+// request (FormatVersion). Each stage handles the chunks in order, so the
+// file, the seal hash and the plaintext hash are what the unpipelined
+// Writer makes.
 type pipeline struct {
 	toSeal  chan chunkJob
 	toWrite chan chunkJob
-	toHash  chan chunkJob
 	free    chan []byte
 	synced  chan error // the writer's answer to a sync job
 	wg      sync.WaitGroup
-
-	// hash is the Writer's seal hash. The hasher owns it while it runs;
-	// the caller reads it only after stop.
-	hash hash.Hash
 
 	// failed is set once the writer has failed; err is written before
 	// failed is set and read only after it is seen set.
@@ -112,40 +117,36 @@ type pipeline struct {
 
 // startPipeline allocates buffers chunk buffers of size bytes each, starts
 // the goroutines, and returns the pipeline and the caller's first buffer.
-// From here on the goroutines own f's writes, cc, h and plain until stop.
-func startPipeline(f *os.File, path string, cc *chunkCipher, h, plain hash.Hash, size, buffers int) (*pipeline, []byte) {
+// From here on the goroutines own f's writes, cc, seal and plain until
+// stop.
+func startPipeline(f *os.File, path string, cc *chunkCipher, seal *sealHash, plain hash.Hash, size, buffers int) (*pipeline, []byte) {
 	p := &pipeline{
 		toSeal:  make(chan chunkJob, buffers),
 		toWrite: make(chan chunkJob, buffers),
-		toHash:  make(chan chunkJob, buffers),
 		free:    make(chan []byte, buffers),
 		synced:  make(chan error, 1),
-		hash:    h,
 	}
 	backing := make([]byte, buffers*size)
 	for i := 1; i < buffers; i++ {
 		p.free <- backing[i*size : (i+1)*size : (i+1)*size]
 	}
 	wb := newWriteback(f)
-	p.wg.Add(3)
+	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
-		p.seal(cc, plain)
+		p.seal(cc, seal, plain)
 	}()
 	go func() {
 		defer p.wg.Done()
 		p.write(f, path, wb)
 	}()
-	go func() {
-		defer p.wg.Done()
-		p.hashChunks()
-	}()
 	return p, backing[:size:size]
 }
 
 // seal seals the chunks it is given in place, in order, feeding their
-// plaintext to plain first, and passes them on to the writer.
-func (p *pipeline) seal(cc *chunkCipher, plain hash.Hash) {
+// plaintext to plain first and the sealed chunk to the seal hash after,
+// and passes them on to the writer.
+func (p *pipeline) seal(cc *chunkCipher, seal *sealHash, plain hash.Hash) {
 	defer close(p.toWrite)
 	for j := range p.toSeal {
 		if !j.sync && !p.discard.Load() {
@@ -153,18 +154,19 @@ func (p *pipeline) seal(cc *chunkCipher, plain hash.Hash) {
 			if plain != nil {
 				plain.Write(pt)
 			}
-			j.chunk = j.chunk[:lenSize+len(cc.seal(pt, j.index, j.flags))]
+			sealed := cc.seal(pt, j.index, j.flags)
+			seal.chunk(j.index, uint32(j.n), sealed)
+			j.chunk = j.chunk[:lenSize+len(sealed)]
 		}
 		p.toWrite <- j
 	}
 }
 
 // write writes the chunks it is given, in order, until toWrite is closed,
-// and passes each on to the hasher. After a failure it writes nothing more
-// but keeps passing chunks on and answering syncs, so the caller never
+// and returns each buffer to the caller. After a failure it writes nothing
+// more but keeps returning buffers and answering syncs, so the caller never
 // blocks on it.
 func (p *pipeline) write(f *os.File, path string, wb *writeback) {
-	defer close(p.toHash)
 	var err error
 	off, hinted := int64(HeaderSize), int64(HeaderSize)
 	for j := range p.toWrite {
@@ -190,17 +192,6 @@ func (p *pipeline) write(f *os.File, path string, wb *writeback) {
 				wb.start(hinted, off-hinted)
 				hinted = off
 			}
-		}
-		p.toHash <- j
-	}
-}
-
-// hashChunks feeds the chunks to the seal hash, in file order, and returns
-// their buffers to the caller.
-func (p *pipeline) hashChunks() {
-	for j := range p.toHash {
-		if !p.discard.Load() {
-			p.hash.Write(j.chunk)
 		}
 		p.free <- j.chunk[:cap(j.chunk)]
 	}

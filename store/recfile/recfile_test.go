@@ -107,8 +107,8 @@ func TestRoundTripSizes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sha256.Sum256(raw) != sum {
-				t.Fatal("seal hash is not the SHA-256 of the file")
+			if documentedSealHash(t, raw) != sum {
+				t.Fatal("seal hash is not the documented hash of the file")
 			}
 			fullChunks := size / DefaultChunkSize
 			wantLen := HeaderSize + size + (fullChunks+1)*Overhead
@@ -220,7 +220,7 @@ func TestHeaderLayout(t *testing.T) {
 	io.ReadFull(testRand(7), prefix[:])
 	id := KeyID(dek)
 	switch {
-	case string(raw[0:6]) != "CVREC\x00", raw[6] != 1, raw[7] != 0:
+	case string(raw[0:6]) != "CVREC\x00", raw[6] != 2, raw[7] != 0:
 		t.Fatalf("magic/version: % x", raw[0:8])
 	case !bytes.Equal(raw[8:24], testID[:]):
 		t.Fatal("recording ID not at 8")
@@ -277,10 +277,10 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("WAV file: %v", err)
 	}
 	raw, _ := os.ReadFile(path)
-	v2 := bytes.Clone(raw)
-	v2[6] = 2
-	if _, err := NewReader(bytes.NewReader(v2), int64(len(v2)), dek); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 2: %v", err)
+	v3 := bytes.Clone(raw)
+	v3[6] = 3
+	if _, err := NewReader(bytes.NewReader(v3), int64(len(v3)), dek); !errors.Is(err, ErrVersion) {
+		t.Fatalf("version 3: %v", err)
 	}
 	if _, err := NewReader(bytes.NewReader(raw), -1, dek); err == nil {
 		t.Fatal("negative size accepted")

@@ -28,10 +28,10 @@ type Writer struct {
 	// sealed in place and buf[:4+n+16] is written out.
 	buf       []byte
 	chunkSize int
-	n         int    // plaintext bytes in the current chunk
-	index     uint64 // index of the current chunk
-	sealed    int64  // plaintext bytes in chunks already written
-	hash      hash.Hash
+	n         int       // plaintext bytes in the current chunk
+	index     uint64    // index of the current chunk
+	sealed    int64     // plaintext bytes in chunks already written
+	hash      *sealHash // the seal hash; the sealer goroutine's if pipelined
 	plain     hash.Hash // PlainHash's, or nil; the sealer goroutine's if pipelined
 	err       error     // sticky: after a failed write the file is unusable
 	done      bool
@@ -62,6 +62,12 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		return nil, fmt.Errorf("%w: %d, want %d..%d", ErrChunkSize, h.ChunkSize, MinChunkSize, DefaultChunkSize)
 	}
 	h.Version = Version
+	if cfg.version != 0 {
+		if cfg.version != Version && cfg.version != versionWholeFileSeal {
+			return nil, fmt.Errorf("%w: asked to write version %d, this build writes %d and %d", ErrVersion, cfg.version, versionWholeFileSeal, Version)
+		}
+		h.Version = cfg.version
+	}
 	h.KeyID = KeyID(dek)
 	if _, err := io.ReadFull(rand, h.NoncePrefix[:]); err != nil {
 		return nil, fmt.Errorf("recfile: reading randomness for nonce prefix: %w", err)
@@ -82,7 +88,7 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		header:    h,
 		cc:        cc,
 		chunkSize: h.ChunkSize,
-		hash:      sha256.New(),
+		hash:      newSealHash(h.Version, &hb),
 		plain:     cfg.plain,
 	}
 	// The header and the directory entry are made durable now, so that after
@@ -99,7 +105,6 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		os.Remove(path)
 		return nil, fmt.Errorf("recfile: writing header of %s: %w", path, err)
 	}
-	w.hash.Write(hb[:])
 	bufSize := lenSize + h.ChunkSize + tagSize
 	if cfg.pipelined {
 		if cfg.buffers <= 0 {
@@ -213,7 +218,7 @@ func (w *Writer) sync() error {
 
 // Close seals the final chunk with the last flag (an empty one if the
 // current chunk is empty), fsyncs and closes the file, and returns the
-// SHA-256 of the whole file: the seal hash the metadata keeps as evidence.
+// file's seal hash (seal.go), which the metadata keeps to verify copies.
 func (w *Writer) Close() ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
 	if err := w.usable(); err != nil {
@@ -232,8 +237,7 @@ func (w *Writer) Close() ([sha256.Size]byte, error) {
 	if err := w.f.Close(); err != nil {
 		return sum, fmt.Errorf("recfile: closing %s: %w", w.path, err)
 	}
-	w.hash.Sum(sum[:0])
-	return sum, nil
+	return w.hash.sum(), nil
 }
 
 // Abort closes and removes the file, for a recording that is abandoned or
@@ -298,7 +302,7 @@ func (w *Writer) sealChunk(flags byte) error {
 			return w.fail(fmt.Errorf("recfile: writing chunk %d of %s: %w", w.index, w.path, err))
 		}
 		w.unsynced = true
-		w.hash.Write(out)
+		w.hash.chunk(w.index, uint32(w.n), out[lenSize:])
 	}
 	w.sealed += int64(w.n)
 	w.index++
