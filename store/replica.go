@@ -3,13 +3,16 @@ package store
 // Copies of recording files on other cluster nodes.
 //
 // A sealed recording's file is immutable and carries its seal hash
-// (File.SHA256, the SHA-256 of the whole encrypted file), so a copy is the
-// file's bytes as stored: never decrypted on the way, since the data key
-// travels only wrapped, in the replicated metadata. The store offers what
-// a copier needs and nothing of the network:
+// (File.SHA256: for format version 2 files a hash of the header and every
+// chunk's GCM tag, for older ones the SHA-256 of the whole encrypted file;
+// see store/recfile/seal.go), so a copy is the file's bytes as stored. It
+// travels encrypted; the receiver authenticates every chunk with the
+// recording's data key (unwrapped from the replicated metadata with its
+// own keyring) as the bytes arrive, and compares the seal hash. The store
+// offers what a copier needs and nothing of the network:
 //
 //   - OpenSealedFile: the encrypted file as stored, for a peer to read;
-//   - InstallReplica: write a received copy to <hot>/.incoming, hash it on
+//   - InstallReplica: write a received copy to <hot>/.incoming, verify it on
 //     the way, fsync, compare with the seal hash, rename it to its place on
 //     the hot tier, fsync the directory, then commit AddReplica so the
 //     metadata says where the copy is. A half-received or wrong copy never
@@ -20,12 +23,10 @@ package store
 //     then serves it like any local file.
 //
 // The copy is the tier mover's (tier.go) without its commit of a new
-// location: copyHashed, mkdirAllSync and syncDir are shared.
+// location: sealCheck, mkdirAllSync and syncDir are shared.
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +86,7 @@ func (s *Store) localPath(rec meta.Recording) (string, error) {
 
 // OpenSealedFile opens a sealed recording's encrypted file as stored, for
 // a peer to copy. It returns the recording as the metadata has it now; the
-// reader verifies the bytes against rec.File.SHA256.
+// reader verifies the bytes against rec.File.SHA256 (InstallReplica).
 func (s *Store) OpenSealedFile(id string) (*os.File, meta.Recording, error) {
 	rec, err := s.meta.Recording(id)
 	if err != nil {
@@ -124,9 +125,9 @@ func (s *Store) InstallReplica(ctx context.Context, rec meta.Recording, r io.Rea
 	if !sealed(rec) {
 		return 0, fmt.Errorf("%w: recording %s is %s, not sealed", ErrNoFile, rec.ID, rec.Status)
 	}
-	want, err := hex.DecodeString(rec.File.SHA256)
-	if err != nil || len(want) != sha256.Size {
-		return 0, fmt.Errorf("%w: recording %s: %q", errNoSealHash, rec.ID, rec.File.SHA256)
+	check, err := s.newSealCheck(rec)
+	if err != nil {
+		return 0, err
 	}
 	if !filepath.IsLocal(rec.File.Path) {
 		return 0, fmt.Errorf("%w: recording %s: path %q is not relative to the tier root", ErrNoFile, rec.ID, rec.File.Path)
@@ -139,15 +140,12 @@ func (s *Store) InstallReplica(ctx context.Context, rec meta.Recording, r io.Rea
 	if err != nil {
 		return 0, s.classify(fmt.Errorf("replica of %s: %w", rec.ID, err))
 	}
-	n, sum, err := copyHashed(ctx, tmp, r)
+	n, err := check.copy(ctx, tmp, r)
 	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && string(sum) != string(want) {
-		err = fmt.Errorf("%w: replica of %s: received %d bytes hashing to %x, sealed as %s", errSealMismatch, rec.ID, n, sum, rec.File.SHA256)
 	}
 	dst := filepath.Join(s.hotRoot, rec.File.Path)
 	if err == nil {

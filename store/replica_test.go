@@ -17,8 +17,10 @@ import (
 
 // twoNodes opens store a (node "a") with one sealed recording, then a
 // second data directory b (node "b") holding a copy of a's metadata, as a
-// node that joined a cluster has it, but no recording files.
-func twoNodes(t *testing.T, size int) (a, b *Store, rec meta.Recording, data []byte) {
+// node that joined a cluster has it, but no recording files. A prep
+// function may change the sealed recording on a before b copies the
+// metadata.
+func twoNodes(t *testing.T, size int, prep ...func(a *Store, rec meta.Recording) meta.Recording) (a, b *Store, rec meta.Recording, data []byte) {
 	t.Helper()
 	da, db := t.TempDir(), t.TempDir()
 	a = openStore(t, da, func(c *Config) { c.Node = "a" })
@@ -26,6 +28,9 @@ func twoNodes(t *testing.T, size int) (a, b *Store, rec meta.Recording, data []b
 	rec = record(t, a, newRecording(time.Now(), meta.FormatWAV), data)
 	if rec.Status != meta.StatusComplete || rec.File.SHA256 == "" {
 		t.Fatalf("recording not sealed: %s %q", rec.Status, rec.File.SHA256)
+	}
+	for _, p := range prep {
+		rec = p(a, rec)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)

@@ -7,10 +7,13 @@ package store
 // move is ordered so that a crash at any point leaves one authoritative,
 // verified copy:
 //
-//  1. copy the hot file to <rel>.partial on the archive, hashing it on the
-//     way, fsync the file and its directory;
-//  2. compare the hash with the seal hash in the metadata (mismatch: the
-//     partial is removed and the hot copy stays authoritative);
+//  1. copy the hot file to <rel>.partial on the archive, verifying it on
+//     the way (every chunk authenticated with the recording's key, the
+//     seal hash computed: recfile.Verifier), fsync the file and its
+//     directory;
+//  2. compare the hash with the seal hash in the metadata (mismatch, or a
+//     chunk that fails authentication: the partial is removed and the hot
+//     copy stays authoritative);
 //  3. rename .partial to <rel> and fsync the directory;
 //  4. commit SetLocation{Tier: archive} through the Committer;
 //  5. only then remove the hot copy.
@@ -53,7 +56,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callvault/callvault/store/keyring"
 	"github.com/callvault/callvault/store/meta"
+	"github.com/callvault/callvault/store/recfile"
 )
 
 // ArchiveConfig is the archive tier: a NAS/SAN mount that old recordings
@@ -92,8 +97,9 @@ const (
 var (
 	// errArchiveFull: the archive file system ran out of space during a move.
 	errArchiveFull = errors.New("archive tier is full")
-	// errSealMismatch: the bytes copied do not hash to the recording's seal
-	// hash, so the hot file was damaged after it was sealed; it is not moved.
+	// errSealMismatch: the bytes copied are not the sealed file (a chunk
+	// fails authentication, the file is cut off, or its seal hash differs),
+	// so the source was damaged after it was sealed; it is not installed.
 	errSealMismatch = errors.New("recording file does not match its seal hash")
 	// errNoSealHash: the recording has no usable seal hash to verify a copy.
 	errNoSealHash = errors.New("recording has no seal hash")
@@ -467,9 +473,9 @@ func (t *tierMover) move(ctx context.Context, rec meta.Recording) (int64, error)
 	if !filepath.IsLocal(rel) {
 		return 0, fmt.Errorf("recording %s: path %q is not relative to the tier root", rec.ID, rel)
 	}
-	want, err := hex.DecodeString(rec.File.SHA256)
-	if err != nil || len(want) != sha256.Size {
-		return 0, fmt.Errorf("%w: recording %s: %q", errNoSealHash, rec.ID, rec.File.SHA256)
+	check, err := t.s.newSealCheck(rec)
+	if err != nil {
+		return 0, err
 	}
 	src := filepath.Join(t.s.hotRoot, rel)
 	dst := filepath.Join(t.root, rel)
@@ -491,7 +497,7 @@ func (t *tierMover) move(ctx context.Context, rec meta.Recording) (int64, error)
 	if err != nil {
 		return 0, archiveErr("create "+partial, err)
 	}
-	n, sum, err := copyHashed(ctx, out, in)
+	n, err := check.copy(ctx, out, in)
 	if err == nil {
 		err = out.Sync()
 		if err != nil {
@@ -500,9 +506,6 @@ func (t *tierMover) move(ctx context.Context, rec meta.Recording) (int64, error)
 	}
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = archiveErr("close "+partial, cerr)
-	}
-	if err == nil && string(sum) != string(want) {
-		err = fmt.Errorf("%w: recording %s: copied %d bytes hashing to %x, sealed as %s", errSealMismatch, rec.ID, n, sum, rec.File.SHA256)
 	}
 	if err == nil {
 		if err = os.Rename(partial, dst); err != nil {
@@ -547,21 +550,17 @@ func (t *tierMover) dropHotLeftover(rec meta.Recording) error {
 	if _, err := os.Lstat(src); err != nil {
 		return nil // the usual case: no leftover
 	}
-	want, err := hex.DecodeString(rec.File.SHA256)
-	if err != nil || len(want) != sha256.Size {
-		return fmt.Errorf("%w: archived recording %s has a hot leftover, kept", errNoSealHash, rec.ID)
+	check, err := t.s.newSealCheck(rec)
+	if err != nil {
+		return fmt.Errorf("archived recording %s has a hot leftover, kept: %w", rec.ID, err)
 	}
 	f, err := os.Open(filepath.Join(t.root, rel))
 	if err != nil {
 		return fmt.Errorf("archived recording %s has a hot leftover, kept: archive copy: %w", rec.ID, err)
 	}
 	defer f.Close()
-	_, sum, err := copyHashed(context.Background(), io.Discard, f)
-	if err != nil {
-		return fmt.Errorf("archived recording %s has a hot leftover, kept: read archive copy: %w", rec.ID, err)
-	}
-	if string(sum) != string(want) {
-		return fmt.Errorf("%w: archived recording %s: archive copy hashes to %x, sealed as %s; hot leftover kept", errSealMismatch, rec.ID, sum, rec.File.SHA256)
+	if _, err := check.copy(context.Background(), io.Discard, f); err != nil {
+		return fmt.Errorf("archived recording %s has a hot leftover, kept: archive copy: %w", rec.ID, err)
 	}
 	if err := os.Remove(src); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archived recording %s: remove hot leftover: %w", rec.ID, err)
@@ -583,29 +582,74 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// copyHashed copies src to dst and returns the SHA-256 of what was copied.
-// Write errors are archive errors; read errors concern the source.
-func copyHashed(ctx context.Context, dst io.Writer, src io.Reader) (int64, []byte, error) {
-	h := sha256.New()
+// sealCheck verifies a copy of a sealed recording's file as it streams:
+// a recfile.Verifier with the recording's data key (every node has the
+// keyring; the key travels wrapped in the metadata) and the seal hash to
+// compare with at the end.
+type sealCheck struct {
+	rec  meta.Recording
+	want []byte
+	v    *recfile.Verifier
+}
+
+// newSealCheck prepares the check of a copy of rec's file. A recording
+// without a usable seal hash wraps errNoSealHash.
+func (s *Store) newSealCheck(rec meta.Recording) (*sealCheck, error) {
+	want, err := hex.DecodeString(rec.File.SHA256)
+	if err != nil || len(want) != sha256.Size {
+		return nil, fmt.Errorf("%w: recording %s: %q", errNoSealHash, rec.ID, rec.File.SHA256)
+	}
+	uid, err := parseID(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	dek, err := s.keys.Load().UnwrapDEK(rec.File.WrappedDEK, uid[:])
+	if err != nil {
+		return nil, fmt.Errorf("recording %s: unwrap its key to verify the file: %w", rec.ID, err)
+	}
+	defer keyring.Zero(dek)
+	v, err := recfile.NewVerifier(dek)
+	if err != nil {
+		return nil, err
+	}
+	return &sealCheck{rec: rec, want: want, v: v}, nil
+}
+
+// copy copies src to dst through the check and returns the bytes copied.
+// A copy that is not the sealed file wraps errSealMismatch: a damaged
+// chunk stops it at once, a cut or otherwise different file is found at
+// the end. Write errors are archive errors; read errors concern the
+// source.
+func (c *sealCheck) copy(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 	buf := make([]byte, copyBufSize)
 	r := ctxReader{ctx, src}
 	var n int64
 	for {
 		m, rerr := r.Read(buf)
 		if m > 0 {
-			h.Write(buf[:m])
+			if _, err := c.v.Write(buf[:m]); err != nil {
+				return n, fmt.Errorf("%w: recording %s, within the %d bytes after offset %d: %w", errSealMismatch, c.rec.ID, m, n, err)
+			}
 			if _, err := dst.Write(buf[:m]); err != nil {
-				return n, nil, archiveErr("write", err)
+				return n, archiveErr("write", err)
 			}
 			n += int64(m)
 		}
 		if rerr == io.EOF {
-			return n, h.Sum(nil), nil
+			break
 		}
 		if rerr != nil {
-			return n, nil, fmt.Errorf("read: %w", rerr)
+			return n, fmt.Errorf("read: %w", rerr)
 		}
 	}
+	sum, err := c.v.Sum()
+	if err != nil {
+		return n, fmt.Errorf("%w: recording %s, %d bytes: %w", errSealMismatch, c.rec.ID, n, err)
+	}
+	if string(sum[:]) != string(c.want) {
+		return n, fmt.Errorf("%w: recording %s: %d bytes with seal hash %x, sealed as %s", errSealMismatch, c.rec.ID, n, sum, c.rec.File.SHA256)
+	}
+	return n, nil
 }
 
 // archiveErr classifies an error on the archive side: out of space is
