@@ -88,6 +88,8 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	sc.Now = o.Now
 	if nodeID != "" {
 		sc.Node = nodeID // recordings name the node that holds their file
+		// Recovered recordings are committed through raft (startCluster).
+		sc.DeferRecovery = true
 	}
 	st, err := store.Open(sc)
 	if err != nil {

@@ -75,11 +75,32 @@ func startCluster(ctx context.Context, cfg Config, st *store.Store, joined bool,
 	n, err := cluster.Open(cluster.Config{
 		DataDir: cfg.DataDir, Addr: cfg.Cluster.Addr, Advertise: advertise(cfg.Cluster),
 		DB: st.Meta(), Log: log.With("subsystem", "cluster"),
+		// A recording created without a quorum and cut off by a crash is
+		// in the metadata only once the outbox has drained: recover it then.
+		OnOutboxDrained: func() {
+			if err := st.Recover(context.Background()); err != nil {
+				log.Error("recover recordings after the outbox drained", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	st.SetCommitter(n)
+	// Recordings a crash left open are recovered through raft, not in this
+	// node's metadata alone (store.Config.DeferRecovery), once this node has
+	// applied what the cluster committed meanwhile (perhaps their seal).
+	// Without a quorum it goes on after a few seconds: its recoveries then
+	// wait in the outbox.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := n.WaitCommitted(wctx); err != nil {
+		log.Warn("recovering recordings left open before catching up with the cluster", "err", err)
+	}
+	cancel()
+	if err := st.Recover(ctx); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("recover recordings left open: %w", err)
+	}
 	// Copy sealed recording files between nodes, and let playback fetch a
 	// file this node lacks (cluster/replicate.go). Stopped by stopFiles
 	// before the store closes.
@@ -185,6 +206,14 @@ func registerClusterMetrics(reg prometheus.Registerer, n *cluster.Node) {
 			f(func(s cluster.FileStats) float64 { return float64(s.Failed) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "callvault_cluster_file_copy_bytes_total", Help: "Bytes of recording files copied to this node."},
 			f(func(s cluster.FileStats) float64 { return float64(s.Bytes) })),
+	)
+	reg.MustRegister(
+		gaugeFunc("callvault_cluster_outbox_queued", "Commands this node made without a quorum, waiting in its durable outbox.",
+			func() float64 { return float64(n.Outbox().Queued) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "callvault_cluster_outbox_committed_total", Help: "Commands from the outbox committed once the cluster was whole again."},
+			func() float64 { return float64(n.Outbox().Drained) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "callvault_cluster_outbox_refused_total", Help: "Commands from the outbox the metadata refused when they were committed (logged, dropped)."},
+			func() float64 { return float64(n.Outbox().Rejected) }),
 	)
 }
 

@@ -36,7 +36,8 @@ func freeAddr(t testing.TB) string {
 func fastConfig(m *member) Config {
 	return Config{DataDir: m.dir, Addr: m.addr, DB: m.db,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
-		SnapshotThreshold: 64, TrailingLogs: 16, SnapshotInterval: 200 * time.Millisecond}
+		SnapshotThreshold: 64, TrailingLogs: 16, SnapshotInterval: 200 * time.Millisecond,
+		QuorumWait: time.Second}
 }
 
 func (m *member) open(t testing.TB) {

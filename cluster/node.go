@@ -70,6 +70,12 @@ type Config struct {
 	SnapshotThreshold, TrailingLogs uint64
 	// SnapshotInterval: how often the threshold is checked; default 2 min.
 	SnapshotInterval time.Duration
+	// QuorumWait is how long a Command describing a recording waits for a
+	// leader before it goes to the durable outbox; default 4 s (outbox.go).
+	QuorumWait time.Duration
+	// OnOutboxDrained, if set, is called (on the drainer's goroutine)
+	// each time the outbox has committed its last queued Command.
+	OnOutboxDrained func()
 }
 
 // Node is a running raft member.
@@ -93,6 +99,11 @@ type Node struct {
 	repl  atomic.Pointer[Replicator]
 	kick  chan struct{}
 	dirty dirtySet // recordings changed since the copier's last pass
+
+	// outbox keeps deferrable Commands while there is no quorum (outbox.go);
+	// outboxDone closes when its drainer has stopped.
+	outbox     *outbox
+	outboxDone chan struct{}
 }
 
 // Open starts the node. A data directory without a cluster identity is
@@ -105,6 +116,9 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Advertise == "" {
 		cfg.Advertise = cfg.Addr
 	}
+	if cfg.QuorumWait <= 0 {
+		cfg.QuorumWait = quorumWait
+	}
 	n := &Node{cfg: cfg, log: cfg.Log, now: time.Now, closed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if _, err := Prepare(cfg.DataDir); err != nil {
 		return nil, err
@@ -116,6 +130,9 @@ func Open(cfg Config) (*Node, error) {
 	n.id = id
 	n.tokens = newTokenStore(cfg.DataDir)
 	n.pool = newPool(id)
+	if n.outbox, err = openOutbox(cfg.DataDir); err != nil {
+		return nil, err
+	}
 
 	rdir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
@@ -193,7 +210,12 @@ func Open(cfg Config) (*Node, error) {
 	if n.raft, err = raft.NewRaft(rc, &fsm{db: cfg.DB, log: n.log, kick: n.kick, dirty: &n.dirty}, logs, n.boltLS, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.outboxDone = make(chan struct{})
+	go n.drainOutbox()
 	ok = true
+	if q := n.outbox.depth.Load(); q > 0 {
+		n.log.Info("outbox: commands queued while there was no quorum will commit", "queued", q)
+	}
 	n.log.Info("cluster node started", "id", id.id, "addr", cfg.Advertise, "bootstrap", bootstrap, "ca", id.caKey != nil)
 	return n, nil
 }
@@ -225,6 +247,9 @@ func (n *Node) ID() string { return n.id.id }
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		close(n.closed)
+		if n.outboxDone != nil {
+			<-n.outboxDone
+		}
 		if n.raft != nil {
 			if err := n.raft.Shutdown().Error(); err != nil {
 				n.log.Warn("raft shutdown", "err", err)
@@ -239,6 +264,9 @@ func (n *Node) Close() {
 		n.pool.close()
 		if n.boltLS != nil {
 			_ = n.boltLS.Close()
+		}
+		if n.outbox != nil {
+			_ = n.outbox.close()
 		}
 	})
 }
@@ -271,11 +299,21 @@ func timeout(ctx context.Context) time.Duration {
 // Commit implements store.Committer: the command is committed through raft
 // and applied on every member; the result is the leader's Apply result.
 // A follower forwards it to the leader. Without a leader it waits (an
-// election takes a second or two) until ctx ends or applyTimeout passes.
+// election takes a second or two) until ctx ends or applyTimeout passes,
+// except that a Command describing a recording goes to the durable outbox
+// after Config.QuorumWait and answers Result.Deferred (outbox.go).
 func (n *Node) Commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 	if len(cmd) == 0 {
 		return meta.Result{}, fmt.Errorf("%w: empty command", meta.ErrMalformed)
 	}
+	if deferrable(cmd) {
+		return n.commitDeferrable(ctx, cmd)
+	}
+	return n.commit(ctx, cmd)
+}
+
+// commit commits cmd through the leader, retrying while there is none.
+func (n *Node) commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 	var res meta.Result
 	err := n.withLeader(ctx, func(leader string) error {
 		if leader == "" {
@@ -389,8 +427,10 @@ func (n *Node) withLeader(ctx context.Context, fn func(leader string) error) err
 
 // retryable: the write did not reach a leader's log, so sending it again
 // cannot apply it twice. (A leader that dies after appending but before
-// answering is the one case where a retry may duplicate; the outbox of the
-// second half will carry an idempotency key for it.)
+// answering is the one case where a retry may duplicate: the Commands that
+// describe recordings are wrapped in a meta.Once key for it (outbox.go);
+// an admin's Command retried that way is refused as a duplicate or repeats
+// a change that is the same twice.)
 func retryable(err error) bool {
 	if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) {
 		return true
@@ -498,6 +538,8 @@ type Member struct {
 	Applied     uint64 `json:"applied_index,omitempty"`
 	// Files is the member's view of recording file replication.
 	Files *FileStats `json:"files,omitempty"`
+	// Outbox is the member's queue of Commands made without a quorum.
+	Outbox *OutboxStats `json:"outbox,omitempty"`
 }
 
 // Status is the cluster as this node sees it, every member asked for its own state.
@@ -552,6 +594,8 @@ func (n *Node) self() Member {
 		fs := r.Stats()
 		me.Files = &fs
 	}
+	ob := n.Outbox()
+	me.Outbox = &ob
 	return me
 }
 

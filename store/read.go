@@ -34,7 +34,7 @@ func (a *Audio) Close() error { return a.r.Close() }
 // lies. A recording still being written can be read up to its last
 // flushed chunk (live listen, and playback of a running call).
 func (s *Store) OpenAudio(ctx context.Context, id string) (*Audio, error) {
-	rec, err := s.meta.Recording(id)
+	rec, err := s.recording(id)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,9 @@ type Recorder struct {
 	// flush: a crash discards an upload anyway (its sender got no 201), and
 	// an import is run again.
 	bulk bool
+	// created is the metadata the recording was created with, for Close
+	// when the cluster keeps its seal in the outbox (pending.go).
+	created meta.Recording
 }
 
 // Final is what the producer knows when a recording ends.
@@ -142,15 +145,24 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 	rec.File.SHA256 = ""
 	// The file exists before the metadata, and is removed if the commit
 	// fails: metadata never points at a file that was not created.
-	if _, err := s.Apply(ctx, &meta.CreateRecording{Recording: rec}); err != nil {
+	// Open before it is committed, so Recover, which may run at any time in
+	// a cluster, never takes it for a recording a crash left open.
+	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk, audio: audioHash, created: rec}
+	s.mu.Lock()
+	s.open[rec.ID] = r
+	s.mu.Unlock()
+	res, err := s.Apply(ctx, &meta.CreateRecording{Recording: rec})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.open, rec.ID)
+		s.mu.Unlock()
 		_ = w.Abort()
 		keyring.Zero(dek)
 		return nil, fmt.Errorf("commit new recording: %w", err)
 	}
-	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk, audio: audioHash}
-	s.mu.Lock()
-	s.open[rec.ID] = r
-	s.mu.Unlock()
+	if res.Deferred {
+		s.pending.add(rec)
+	}
 	s.stats.RecordingsCreated.Add(1)
 	s.stats.RecordingsOpen.Add(1)
 	return r, nil
@@ -287,13 +299,23 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 		ID: r.id, Status: status, Size: &size, SealHash: hex.EncodeToString(sum[:]), AudioHash: audioHash,
 		Duration: f.DurationMs, Channels: f.Channels, Codecs: f.Codecs, Quality: f.Quality, DurationFlagged: f.DurationFlagged,
 	}
-	_, err := r.s.Apply(ctx, upd)
+	res, err := r.s.Apply(ctx, upd)
 	r.s.forget(r, status != meta.StatusFailed)
 	if err != nil {
 		return meta.Recording{}, fmt.Errorf("commit sealed recording %s: %w", r.id, err)
 	}
-	rec, err := r.s.meta.Recording(r.id)
-	if err != nil {
+	var rec meta.Recording
+	if res.Deferred {
+		// The seal waits in the cluster's outbox: describe the recording
+		// as it will be once committed.
+		if rec, err = r.s.recording(r.id); err != nil {
+			rec = r.created
+		}
+		if err := upd.ApplyTo(&rec); err != nil {
+			return meta.Recording{}, err
+		}
+		r.s.pending.add(rec)
+	} else if rec, err = r.s.meta.Recording(r.id); err != nil {
 		return meta.Recording{}, err
 	}
 	r.s.auditSeal(ctx, rec)
@@ -321,6 +343,7 @@ func (r *Recorder) Abort(ctx context.Context, by string) error {
 	if _, cerr := r.s.Apply(ctx, &meta.DiscardRecording{ID: r.id}); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
+	r.s.pending.drop(r.id)
 	return err
 }
 

@@ -19,6 +19,12 @@ import (
 // "recovered" with its new size and seal hash. An upload cut off by the
 // crash is removed instead, since its sender got no 201 and will retry.
 // A file that cannot be recovered is marked failed and said so in the log.
+//
+// Store.Open runs it, unless Config.DeferRecovery: a cluster node runs it
+// through Recover once its Committer is in place, so the recovery is
+// committed through raft like every other change (not applied to this
+// node's metadata alone), and again whenever its outbox has drained (a
+// recording created without a quorum is known to the metadata only then).
 func (s *Store) recover(ctx context.Context) error {
 	var open []meta.Recording
 	q := meta.Query{Status: meta.StatusRecording, Scope: meta.Scope{All: true}, Limit: 500, Ascending: true}
@@ -34,6 +40,12 @@ func (s *Store) recover(ctx context.Context) error {
 		q.Cursor = page.Next
 	}
 	for _, rec := range open {
+		s.mu.Lock()
+		_, running := s.open[rec.ID]
+		s.mu.Unlock()
+		if running {
+			continue // being written now, not left open by a crash
+		}
 		if rec.Node != "" && s.cfg.Node != "" && rec.Node != s.cfg.Node {
 			// In a cluster, another node is writing this recording: our
 			// copy of its metadata may only be behind (issue 8). Its
@@ -78,6 +90,15 @@ func (s *Store) recover(ctx context.Context) error {
 			"dropped_bytes", res.DroppedBytes, "already_complete", res.AlreadyComplete)
 	}
 	return nil
+}
+
+// Recover runs the crash recovery that Config.DeferRecovery postponed (see
+// recover); recordings being written are left alone, so it is safe at any
+// time.
+func (s *Store) Recover(ctx context.Context) error {
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
+	return s.recover(ctx)
 }
 
 func (s *Store) recoverFile(rec meta.Recording) (recfile.RecoverResult, error) {

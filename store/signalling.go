@@ -109,7 +109,7 @@ func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 		}
 		plains[i] = p
 	}
-	rec, err := s.meta.Recording(id)
+	rec, err := s.recording(id)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 // stored; none (and no error) if it has none. A damaged or tampered file is
 // an ErrSignalling naming the record.
 func (s *Store) Signalling(id meta.ID) ([]SignalMessage, error) {
-	rec, err := s.meta.Recording(id)
+	rec, err := s.recording(id)
 	if err != nil {
 		return nil, err
 	}

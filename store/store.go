@@ -77,6 +77,9 @@ type Config struct {
 	PurgeInterval time.Duration
 	// Node names this appliance in recordings it creates.
 	Node string
+	// DeferRecovery leaves the recovery of recordings a crash left open to
+	// the caller's Recover, after SetCommitter (a cluster node).
+	DeferRecovery bool
 	// Log receives the store's log lines; nil discards them.
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject their own.
@@ -109,10 +112,13 @@ type Store struct {
 
 	mu      sync.Mutex
 	open    map[string]*Recorder
-	closed  bool
-	stop    chan struct{}
-	stopped chan struct{}
-	tier    *tierMover
+	pending pendingRecs // created while the cluster had no quorum (pending.go)
+	// recoverMu keeps two Recover calls from recovering one file together.
+	recoverMu sync.Mutex
+	closed    bool
+	stop      chan struct{}
+	stopped   chan struct{}
+	tier      *tierMover
 	// purgeDone is closed when the purge loop has stopped (at once when
 	// there is none).
 	purgeDone chan struct{}
@@ -178,8 +184,10 @@ func Open(cfg Config) (_ *Store, err error) {
 	if cfg.Archive.Dir != "" {
 		s.tier = newTierMover(s, cfg.Archive)
 	}
-	if err := s.recover(context.Background()); err != nil {
-		return nil, fmt.Errorf("recover recordings left open: %w", err)
+	if !cfg.DeferRecovery {
+		if err := s.recover(context.Background()); err != nil {
+			return nil, fmt.Errorf("recover recordings left open: %w", err)
+		}
 	}
 	go s.flushLoop()
 	s.purgeDone = make(chan struct{})

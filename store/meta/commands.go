@@ -257,43 +257,46 @@ func checkUniqueIDs(r *Recording) error {
 	return nil
 }
 
-func (c *UpdateRecording) apply(t *txn) (Result, error) {
-	return t.modify(c.ID, func(r *Recording) error {
-		if c.Status != "" {
-			if c.Status == StatusDeleted {
-				return fmt.Errorf("%w: status deleted is set only by DeleteRecording", ErrInvalid)
-			}
-			r.Status = c.Status
+func (c *UpdateRecording) apply(t *txn) (Result, error) { return t.modify(c.ID, c.ApplyTo) }
+
+// ApplyTo makes the command's changes to r, as Apply does to the stored
+// recording; the store uses it to describe a sealed recording whose
+// commands wait in a cluster node's outbox.
+func (c *UpdateRecording) ApplyTo(r *Recording) error {
+	if c.Status != "" {
+		if c.Status == StatusDeleted {
+			return fmt.Errorf("%w: status deleted is set only by DeleteRecording", ErrInvalid)
 		}
-		if c.Duration != nil {
-			r.Duration = *c.Duration
-		}
-		if c.Size != nil {
-			r.Size = *c.Size
-		}
-		if c.Channels != nil {
-			r.Channels = *c.Channels
-		}
-		if c.Codecs != nil {
-			r.Codecs = c.Codecs
-		}
-		if c.Quality != nil {
-			r.Quality = c.Quality
-		}
-		if c.File != nil {
-			r.File = *c.File
-		}
-		if c.SealHash != "" {
-			r.File.SHA256 = c.SealHash
-		}
-		if c.AudioHash != "" {
-			r.File.AudioSHA256 = c.AudioHash
-		}
-		if c.DurationFlagged != nil {
-			r.DurationFlagged = *c.DurationFlagged
-		}
-		return nil
-	})
+		r.Status = c.Status
+	}
+	if c.Duration != nil {
+		r.Duration = *c.Duration
+	}
+	if c.Size != nil {
+		r.Size = *c.Size
+	}
+	if c.Channels != nil {
+		r.Channels = *c.Channels
+	}
+	if c.Codecs != nil {
+		r.Codecs = c.Codecs
+	}
+	if c.Quality != nil {
+		r.Quality = c.Quality
+	}
+	if c.File != nil {
+		r.File = *c.File
+	}
+	if c.SealHash != "" {
+		r.File.SHA256 = c.SealHash
+	}
+	if c.AudioHash != "" {
+		r.File.AudioSHA256 = c.AudioHash
+	}
+	if c.DurationFlagged != nil {
+		r.DurationFlagged = *c.DurationFlagged
+	}
+	return nil
 }
 
 func (c *SetLocation) apply(t *txn) (Result, error) {
