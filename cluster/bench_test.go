@@ -84,6 +84,17 @@ func BenchmarkCommit(b *testing.B) {
 			} else if single > 0 {
 				b.ReportMetric(rate/single, "ratio_vs_1node")
 			}
+			// How well the queues gathered (batch.go): commands per raft
+			// entry on the leader, per RPC from the followers.
+			var applies, forwards float64
+			for _, m := range ms {
+				a, f := m.node.batches.perSend()
+				applies, forwards = max(applies, a), max(forwards, f)
+			}
+			b.ReportMetric(applies, "cmds/entry")
+			if size > 1 {
+				b.ReportMetric(forwards, "cmds/forward")
+			}
 			b.StopTimer()
 			for _, m := range ms {
 				m.stop()

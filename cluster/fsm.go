@@ -40,9 +40,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	for i, l := range logs {
 		members = members || l.Type == raft.LogConfiguration
 		if l.Type == raft.LogCommand {
-			if id := recordingOf(l.Data); id != "" {
-				touched = append(touched, id)
-			}
+			touched = appendRecordings(touched, l.Data)
 			entries = append(entries, meta.LogEntry{Index: l.Index, Cmd: l.Data})
 			pos = append(pos, i)
 		}

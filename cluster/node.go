@@ -90,6 +90,8 @@ type Node struct {
 	tokens *tokenStore
 	pool   *pool
 	now    func() time.Time
+	// batches gathers concurrent Commands into one RPC or raft entry (batch.go).
+	batches batches
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -321,7 +323,7 @@ func (n *Node) commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 			res = r
 			return err
 		}
-		resp, err := n.pool.call(ctx, leader, opCommit, cmd)
+		resp, err := n.forward(ctx, leader, cmd)
 		if err != nil {
 			return err
 		}
@@ -366,9 +368,10 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (meta.Result, error) 
 	return res, err
 }
 
-// applyIndexed is applyLocal that also says at which log index the entry is.
+// applyIndexed is applyLocal that also says at which log index the entry
+// is. Commands applied at the same moment share one raft entry (batch.go).
 func (n *Node) applyIndexed(ctx context.Context, cmd []byte) (meta.Result, uint64, error) {
-	res, err := n.applyFuture(n.raft.Apply(cmd, timeout(ctx)))
+	res, err := n.batches.apply.do(ctx, cmd, n.applyBatch)
 	return res.Result, res.index, err
 }
 

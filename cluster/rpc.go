@@ -79,30 +79,38 @@ func (p *pool) close() {
 // call sends one request and reads its answer. A transport failure is
 // returned as the error; the answer's own error is in the response.
 func (p *pool) call(ctx context.Context, addr string, op byte, body []byte) (rpcResponse, error) {
+	b, err := p.callRaw(ctx, addr, op, body)
+	if err != nil {
+		return rpcResponse{}, err
+	}
+	var resp rpcResponse
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return rpcResponse{}, fmt.Errorf("%w: answer: %w", ErrProtocol, err)
+	}
+	return resp, nil
+}
+
+// callRaw sends one request and returns its answer's frame unparsed.
+func (p *pool) callRaw(ctx context.Context, addr string, op byte, body []byte) ([]byte, error) {
 	to := timeout(ctx)
 	c, err := p.get(addr, min(to, 5*time.Second))
 	if err != nil {
-		return rpcResponse{}, err
+		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(to))
 	req := make([]byte, 0, 1+len(body))
 	req = append(append(req, op), body...)
-	var resp rpcResponse
+	var b []byte
 	if err = writeFrame(c, req); err == nil {
-		var b []byte
-		if b, err = readFrame(c); err == nil {
-			if err = json.Unmarshal(b, &resp); err != nil {
-				err = fmt.Errorf("%w: answer: %w", ErrProtocol, err)
-			}
-		}
+		b, err = readFrame(c)
 	}
 	if err != nil {
 		_ = c.Close()
-		return rpcResponse{}, err
+		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
 	p.put(addr, c)
-	return resp, nil
+	return b, nil
 }
 
 // serveRPC answers a member's requests on one connection until it closes.
@@ -113,7 +121,12 @@ func (n *Node) serveRPC(c net.Conn) {
 		if err != nil {
 			return
 		}
-		resp := n.handleRPC(peer, b)
+		var resp any
+		if len(b) > 0 && b[0] == opCommitBatch {
+			resp = n.commitBatchRPC(b[1:])
+		} else {
+			resp = n.handleRPC(peer, b)
+		}
 		out, err := json.Marshal(resp)
 		if err != nil {
 			return
