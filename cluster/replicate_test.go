@@ -255,8 +255,12 @@ func TestRecordingOfAndDirtySet(t *testing.T) {
 	up, _ := meta.Encode(&meta.UpdateRecording{ID: "0198a000-0000-7000-8000-000000000001", Status: meta.StatusComplete})
 	cr, _ := meta.Encode(&meta.CreateRecording{Recording: meta.Recording{ID: "0198a000-0000-7000-8000-000000000002"}})
 	note, _ := meta.Encode(&meta.AddNote{ID: "0198a000-0000-7000-8000-000000000003"})
+	// Wrapped by the outbox's idempotency key: the seal still wakes the copier.
+	once, _ := meta.Encode(&meta.Once{Key: "00112233445566778899aabbccddeeff", At: time.Unix(1, 0), Cmd: up})
+	twice, _ := meta.Encode(&meta.Once{Key: "00112233445566778899aabbccddeeff", At: time.Unix(1, 0), Cmd: once})
 	for cmd, want := range map[string]string{string(up): "0198a000-0000-7000-8000-000000000001",
-		string(cr): "0198a000-0000-7000-8000-000000000002", string(note): "", "": "", string(up[:5]): ""} {
+		string(cr): "0198a000-0000-7000-8000-000000000002", string(note): "", "": "", string(up[:5]): "",
+		string(once): "0198a000-0000-7000-8000-000000000001", string(twice): ""} {
 		if got := recordingOf([]byte(cmd)); got != want {
 			t.Errorf("recordingOf(%.40q) = %q, want %q", cmd, got, want)
 		}
