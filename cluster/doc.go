@@ -58,7 +58,16 @@
 // Replicator is also the store's remote source: a node asked to play a
 // recording whose file it lacks fetches it the same way before serving.
 //
-// Not yet here: the durable outbox for Commands while there is no quorum,
-// partition tests in network namespaces, rolling restarts, and an admin UI
-// page for file replication (the API and the CLI show it).
+// Without a quorum a node keeps recording (outbox.go): the Commands that
+// describe recordings (create, seal, annotations, their audit entries) are
+// wrapped in a meta.Once idempotency key before their first attempt; when
+// no leader commits one within Config.QuorumWait it is fsynced into
+// <data>/cluster/outbox.db and the caller gets meta.Result.Deferred. One
+// goroutine commits the queue in order once a leader is known, and removes
+// each entry only after its commit; the key makes a replay after a crash,
+// or a forward retried after a leader died, apply once. The store keeps
+// describing such recordings from what it created them with until the
+// metadata arrives, and the appliance reruns the store's crash recovery
+// when the outbox has drained. Admin Commands (accounts, settings, holds,
+// deletions) are not deferred: without a quorum they fail.
 package cluster
