@@ -345,12 +345,23 @@ func (n *Node) commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 
 // waitApplied waits until this node has applied index.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	if n.raft.AppliedIndex() >= index {
+	// raft counts an entry applied once it has handed it to the FSM's
+	// goroutine, not once the FSM is done with it; the database records
+	// the index in the transaction that applies the entry (a command, as
+	// here), so it is the one that says the caller can read it.
+	applied := func() bool {
+		if n.raft.AppliedIndex() < index {
+			return false
+		}
+		i, err := n.cfg.DB.AppliedIndex()
+		return err == nil && i >= index
+	}
+	if applied() {
 		return nil
 	}
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
-	for n.raft.AppliedIndex() < index {
+	for !applied() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -382,7 +393,10 @@ type indexedResult struct {
 
 func (n *Node) applyFuture(f raft.ApplyFuture) (indexedResult, error) {
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		// A leadership transfer refuses new entries before appending them:
+		// like a lost leadership, the caller tries the next leader.
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return indexedResult{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		return indexedResult{}, fmt.Errorf("cluster: apply: %w", err)
