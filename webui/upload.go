@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
@@ -43,8 +42,9 @@ import (
 //   - jsondata must come first (Imagicle clients send it first), so the
 //     recording's metadata is known before a byte of audio arrives and the
 //     audio goes straight from the socket into the store's encrypting
-//     writer, 4 KiB at a time through mime/multipart; nothing holds the
-//     whole file. Only the first 64 KiB are kept back, to recognise the
+//     writer, through formReader (formreader.go: 1 MiB blocks, one
+//     boundary scan per block) in 64 KiB writes; nothing holds the whole
+//     file. Only the first 64 KiB are kept back, to recognise the
 //     format before anything is created: a file that is plainly not WAV
 //     or MP3 is refused without touching the store.
 //   - Any failure after the recording was created (a client that hangs up,
@@ -171,7 +171,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 	// The body may hold the attachment, the JSON and a little framing; a
 	// body beyond that is cut off by the server, not read to its end.
 	body := http.MaxBytesReader(w, r.Body, limit+maxJSONData+(maxOtherParts+2)*sniffBytes)
-	mr := multipart.NewReader(body, params["boundary"])
+	mr := newFormReader(body, params["boundary"])
 
 	md, part, fail := readUntilAttachment(mr, limit)
 	if fail != nil {
@@ -249,7 +249,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 // readUntilAttachment reads the parts up to the attachment: jsondata
 // first, other (unknown) small parts skipped. It returns the parsed
 // metadata and the attachment part, positioned at its first byte.
-func readUntilAttachment(mr *multipart.Reader, limit int64) (UploadMetadata, *multipart.Part, *uploadFail) {
+func readUntilAttachment(mr *formReader, limit int64) (UploadMetadata, *formPart, *uploadFail) {
 	var md UploadMetadata
 	haveJSON := false
 	for i := 0; ; i++ {
@@ -356,8 +356,8 @@ func allowedWAV(f audio.Format) error {
 // copyAttachment streams the rest of the attachment into the store and
 // enforces the size limit. Errors are ready answers.
 func copyAttachment(dst io.Writer, src io.Reader, limit int64) (int64, *uploadFail) {
-	// Whole 64 KiB writes (multipart hands out at most 4 KiB per Read): the
-	// store seals 64 KiB chunks, and fewer, larger writes halve its locking.
+	// Whole 64 KiB writes: the store seals 64 KiB chunks, and fewer,
+	// larger writes halve its locking.
 	buf := make([]byte, 64<<10)
 	var n int64
 	for {
@@ -385,7 +385,7 @@ func copyAttachment(dst io.Writer, src io.Reader, limit int64) (int64, *uploadFa
 
 // checkRest reads the parts after the attachment up to the end boundary,
 // so a body cut off right after the audio is caught too.
-func checkRest(mr *multipart.Reader, limit int64) *uploadFail {
+func checkRest(mr *formReader, limit int64) *uploadFail {
 	for i := 0; ; i++ {
 		part, err := mr.NextPart()
 		if err == io.EOF {
