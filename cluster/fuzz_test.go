@@ -73,6 +73,9 @@ func FuzzFileWire(f *testing.F) {
 	f.Add([]byte(`{"size":-1,"sha256":""}`))
 	f.Add([]byte(`{"size":1e30}`))
 	f.Add([]byte(`{"id":""}`))
+	f.Add([]byte(`{"id":"0198a000-0000-7000-8000-000000000001","kind":"sip"}`))
+	f.Add([]byte(`{"id":"0198a000-0000-7000-8000-000000000001","kind":"audio"}`))
+	f.Add([]byte(`{"size":0}`))
 	f.Add([]byte("\x0c{\"id\":\"x\",\"status\":\"complete\"}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// A committed entry's recording ID, as the FSM reads it for the copier.
@@ -84,7 +87,15 @@ func FuzzFileWire(f *testing.F) {
 		} else if r.ID == "" || len(r.ID) > 64 {
 			t.Fatalf("request with id %q accepted", r.ID)
 		}
-		h, err := decodeFileHeader(b)
+		if r, err := decodeFileRequest(b); err == nil && r.Kind != "" && r.Kind != fileKindSIP {
+			t.Fatalf("request of kind %q accepted", r.Kind)
+		}
+		if h, err := decodeFileHeader(b, fileKindSIP); err != nil && !errors.Is(err, ErrProtocol) {
+			t.Fatalf("side file header error %v does not wrap ErrProtocol", err)
+		} else if err == nil && h.Error == "" && (h.Size < 0 || h.Size > maxSignallingFile || h.SHA256 != "") {
+			t.Fatalf("side file header %+v accepted", h)
+		}
+		h, err := decodeFileHeader(b, "")
 		if err != nil {
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("header error %v does not wrap ErrProtocol", err)

@@ -61,6 +61,11 @@ type FileStore interface {
 	DropPartialReplicas() (int, error)
 	// DropDeletedReplica removes this node's copy of a deleted recording.
 	DropDeletedReplica(rec meta.Recording) (bool, error)
+	// SignallingFile reads a recording's SIP side file as stored (nil if none).
+	SignallingFile(id string) ([]byte, error)
+	// InstallSignalling keeps a copy of a side file if every record
+	// authenticates and it holds more messages than the local one.
+	InstallSignalling(rec meta.Recording, b []byte) (bool, error)
 }
 
 // ReplicationConfig configures the copier.
@@ -513,7 +518,73 @@ func (r *Replicator) copyOne(ctx context.Context, id string) error {
 	}
 	r.copied.Add(1)
 	r.bytes.Add(uint64(n))
+	// The call's SIP messages travel with it, so an export here carries
+	// them even if the writer is gone; a later read asks the writer again
+	// for messages that came after the seal (store.Signalling).
+	if b, err := r.FetchSignalling(ctx, rec); err != nil {
+		r.n.log.Warn("copy of a recording's SIP messages", "id", rec.ID, "err", err)
+	} else if len(b) > 0 {
+		if _, err := r.fs.InstallSignalling(rec, b); err != nil {
+			r.n.log.Warn("copy of a recording's SIP messages", "id", rec.ID, "err", err)
+		}
+	}
 	return nil
+}
+
+// FetchSignalling reads rec's SIP side file from its writer, or, if the
+// writer does not answer, from a member holding a copy (the store's
+// RemoteFiles). nil without error: no member has any.
+func (r *Replicator) FetchSignalling(ctx context.Context, rec meta.Recording) ([]byte, error) {
+	members := r.n.members()
+	var errs []error
+	for _, h := range holdersOf(rec, members) {
+		if h == r.n.ID() {
+			continue
+		}
+		b, err := r.n.fetchRemoteSignalling(ctx, members[h], rec)
+		if err == nil && len(b) > 0 {
+			return b, nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: SIP of recording %s: %w", ErrNoHolder, rec.ID, errors.Join(errs...))
+	}
+	return nil, nil
+}
+
+// fetchRemoteSignalling asks the member at addr for rec's side file.
+func (n *Node) fetchRemoteSignalling(ctx context.Context, addr string, rec meta.Recording) ([]byte, error) {
+	c, err := dialMember(addr, n.id, streamFile, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", errDial, addr, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	req, _ := json.Marshal(fileRequest{ID: rec.ID, Kind: fileKindSIP})
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := writeFrame(c, req); err != nil {
+		return nil, err
+	}
+	b, err := readFrame(c)
+	if err != nil {
+		return nil, err
+	}
+	h, err := decodeFileHeader(b, fileKindSIP)
+	if err != nil {
+		return nil, err
+	}
+	if h.Error != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNoHolder, h.Error)
+	}
+	out := make([]byte, h.Size)
+	if _, err := io.ReadFull(c, out); err != nil {
+		return nil, fmt.Errorf("side file of %s from %s: %w", rec.ID, addr, err)
+	}
+	return out, nil
 }
 
 // FetchFile opens rec's encrypted file on a member that holds it (the
@@ -550,7 +621,7 @@ func (n *Node) openRemoteFile(ctx context.Context, addr string, rec meta.Recordi
 	if err = writeFrame(c, req); err == nil {
 		var b []byte
 		if b, err = readFrame(c); err == nil {
-			h, err = decodeFileHeader(b)
+			h, err = decodeFileHeader(b, "")
 		}
 	}
 	if err == nil && h.Error != "" {
@@ -602,6 +673,9 @@ func (n *Node) serveFile(c net.Conn) {
 	case err != nil:
 	case r == nil:
 		err = errors.New("this node does not serve files (replication not running)")
+	case req.Kind == fileKindSIP:
+		r.serveSignalling(c, req.ID)
+		return
 	default:
 		r.serveMu.RLock()
 		defer r.serveMu.RUnlock()
@@ -643,4 +717,28 @@ func (n *Node) serveFile(c net.Conn) {
 		}
 	}
 	r.served.Add(1)
+}
+
+// serveSignalling answers a request for a recording's SIP side file.
+func (r *Replicator) serveSignalling(c net.Conn, id string) {
+	r.serveMu.RLock()
+	defer r.serveMu.RUnlock()
+	var h fileHeader
+	var b []byte
+	var err error
+	if r.stopped {
+		err = errors.New("this node stopped serving files")
+	} else {
+		b, err = r.fs.SignallingFile(id)
+	}
+	if err != nil {
+		h.Error = err.Error()
+	}
+	h.Size = int64(len(b))
+	out, _ := json.Marshal(h)
+	if err := writeFrame(c, out); err != nil || h.Error != "" {
+		return
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(fileIdle))
+	_, _ = c.Write(b)
 }

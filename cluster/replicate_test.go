@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,5 +282,59 @@ func TestRecordingOfAndDirtySet(t *testing.T) {
 	}
 	if ids, over := d.take(); len(ids) != 0 || over {
 		t.Fatal("take does not reset")
+	}
+}
+
+// TestSignallingReplicates: a recording's SIP messages travel with its
+// file (so an export on a copy holder carries them when the writer is
+// gone), and a message the writer stored after the seal reaches a copy
+// holder when it reads them.
+func TestSignallingReplicates(t *testing.T) {
+	nodes := newFileCluster(t, 2, 2)
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	r, err := a.st.Create(ctx, meta.Recording{Start: time.Now().UTC().Truncate(time.Millisecond), Direction: meta.DirIncoming,
+		Source: meta.SourceMirror, Technology: "test", Tenant: "t1", Group: "g1", File: meta.FileInfo{Format: meta.FormatWAV}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(i int) store.SignalMessage {
+		return store.SignalMessage{At: time.Unix(1_760_000_000+int64(i), 0).UTC(), Transport: "udp",
+			Src: netip.MustParseAddrPort("192.0.2.1:5060"), Dst: netip.MustParseAddrPort("192.0.2.2:5060"),
+			Raw: []byte(fmt.Sprintf("BYE sip:%d@example.com SIP/2.0\r\nCSeq: %d BYE\r\n\r\n", i, i))}
+	}
+	if err := a.st.AppendSignalling(r.ID(), msg(1), msg(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Write(make([]byte, 64_000)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.Close(ctx, store.Final{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b copies the file", func() bool { return fileOf(t, b, rec) != nil })
+	sipOn := func(f *fileNode) int {
+		msgs, err := f.st.Signalling(rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(msgs)
+	}
+	// The copy was taken with the file: b answers from it alone.
+	b.st.SetRemoteFiles(nil)
+	waitFor(t, "b holds the SIP messages", func() bool { return sipOn(b) == 2 })
+	// The 200 to the BYE, stored after the seal: b asks the writer on read.
+	if err := a.st.AppendSignalling(rec.ID, msg(3)); err != nil {
+		t.Fatal(err)
+	}
+	b.st.SetRemoteFiles(b.repl)
+	if n := sipOn(b); n != 3 {
+		t.Fatalf("b reads %d messages after the writer stored a third", n)
+	}
+	// The writer gone: b's copy still answers, with all three.
+	a.stop()
+	if n := sipOn(b); n != 3 {
+		t.Fatalf("b reads %d messages with the writer gone, want 3", n)
 	}
 }

@@ -174,10 +174,20 @@ func decodeJoinRequest(b []byte) (joinRequest, error) {
 	return j, nil
 }
 
-// fileRequest asks a member for one sealed recording's file.
+// fileRequest asks a member for one sealed recording's file, or with
+// Kind "sip" for the recording's SIP side file.
 type fileRequest struct {
-	ID string `json:"id"`
+	ID   string `json:"id"`
+	Kind string `json:"kind,omitempty"`
 }
+
+// fileKindSIP asks for a recording's SIP side file (store.SignallingFile):
+// no seal hash (the receiver authenticates every record), at most
+// maxSignallingFile bytes, size 0 when the recording has none.
+const fileKindSIP = "sip"
+
+// maxSignallingFile is store.MaxSignallingFile (the store refuses more).
+const maxSignallingFile = 64 << 20
 
 // fileHeader answers it; Size bytes of the encrypted file follow unless
 // Error is set.
@@ -198,15 +208,24 @@ func decodeFileRequest(b []byte) (fileRequest, error) {
 	if r.ID == "" || len(r.ID) > 64 {
 		return r, fmt.Errorf("%w: file request needs an id of 1 to 64 bytes, got %d", ErrProtocol, len(r.ID))
 	}
+	if r.Kind != "" && r.Kind != fileKindSIP {
+		return r, fmt.Errorf("%w: file request of unknown kind %.20q", ErrProtocol, r.Kind)
+	}
 	return r, nil
 }
 
-func decodeFileHeader(b []byte) (fileHeader, error) {
+func decodeFileHeader(b []byte, kind string) (fileHeader, error) {
 	var h fileHeader
 	if err := json.Unmarshal(b, &h); err != nil {
 		return h, fmt.Errorf("%w: file header: %w", ErrProtocol, err)
 	}
 	if h.Error != "" {
+		return h, nil
+	}
+	if kind == fileKindSIP {
+		if h.Size < 0 || h.Size > maxSignallingFile || h.SHA256 != "" {
+			return h, fmt.Errorf("%w: side file header: size %d (limit %d), seal hash %.70q", ErrProtocol, h.Size, int64(maxSignallingFile), h.SHA256)
+		}
 		return h, nil
 	}
 	if h.Size < 0 || h.Size > maxFileSize || len(h.SHA256) != 64 {

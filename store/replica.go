@@ -44,9 +44,11 @@ import (
 const incomingDir = ".incoming"
 
 // RemoteFiles fetches a sealed recording's encrypted file, as stored,
-// from a node that holds it (the cluster provides it).
+// from a node that holds it, and its SIP side file (encrypted, nil if it
+// has none) from its writer or a copy (the cluster provides it).
 type RemoteFiles interface {
 	FetchFile(ctx context.Context, rec meta.Recording) (io.ReadCloser, error)
+	FetchSignalling(ctx context.Context, rec meta.Recording) ([]byte, error)
 }
 
 // replicaState is the store's part in file replication: the remote source

@@ -180,6 +180,10 @@ func (p *peerFiles) FetchFile(_ context.Context, rec meta.Recording) (io.ReadClo
 	return f, nil
 }
 
+func (p *peerFiles) FetchSignalling(_ context.Context, rec meta.Recording) ([]byte, error) {
+	return p.from.SignallingFile(rec.ID)
+}
+
 func TestOpenAudioFetchesFromPeer(t *testing.T) {
 	a, b, rec, data := twoNodes(t, 500_000)
 	ctx := context.Background()

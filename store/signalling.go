@@ -179,6 +179,8 @@ func (s *Store) Signalling(id meta.ID) ([]SignalMessage, error) {
 	if rec.Status == meta.StatusDeleted || rec.Status == meta.StatusFailed {
 		return nil, fmt.Errorf("%w: recording %s is %s", ErrNoFile, id, rec.Status)
 	}
+	// Another node's recording: its writer may have more (sigreplica.go).
+	s.refreshSignalling(rec)
 	b, err := os.ReadFile(s.signalPath(rec))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
