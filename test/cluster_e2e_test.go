@@ -25,6 +25,9 @@ import (
 type clusterNode struct {
 	*server
 	dir, http, raft string
+	// netns, if set, is the network namespace the process runs in
+	// (`ip netns exec`; cluster_netns_test.go).
+	netns string
 }
 
 const clusterAdminPW = "cluster e2e admin pw"
@@ -53,6 +56,13 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 func (c *clusterEnv) start(n *clusterNode, args ...string) {
 	c.t.Helper()
 	full := append([]string{"--data-dir", n.dir, "--cluster-addr", n.raft}, args...)
+	if n.netns != "" {
+		// ip execs the binary in place, so the process (and its signals)
+		// is callvault's own.
+		full = append([]string{"netns", "exec", n.netns, binary, "serve", "--http", n.http}, full...)
+		n.server = startBinary(c.t, "ip", n.dir, c.env, n.http, full...)
+		return
+	}
 	n.server = startServerArgs(c.t, n.dir, c.env, n.http, full...)
 }
 

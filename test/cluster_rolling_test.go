@@ -161,9 +161,5 @@ func TestClusterRollingRestart(t *testing.T) {
 	if worst > 5*time.Second {
 		t.Errorf("a client saw uploads fail for %v, longer than an election (limit 5 s)", worst)
 	}
-	for _, n := range c.nodes {
-		if _, err := n.stop(syscall.SIGTERM, 20*time.Second); err != nil {
-			t.Errorf("stop %s: %v", n.http, err)
-		}
-	}
+	c.stopAll()
 }
