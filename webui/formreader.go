@@ -302,19 +302,50 @@ func (f *formReader) header() (textproto.MIMEHeader, error) {
 
 type formBody struct{ f *formReader }
 
-// Read hands out the body up to the next delimiter. It scans each byte for
-// the delimiter once: buf[start:clean] is known to hold none.
+// Read reads the body up to the next delimiter.
 func (b formBody) Read(p []byte) (int, error) {
-	f := b.f
+	w, err := b.f.next(len(p))
+	return copy(p, w), err
+}
+
+// WriteTo writes the rest of the body to w straight from the read buffer,
+// in pieces of up to the block size: the upload's attachment goes to the
+// store without a copy of its own.
+func (b formBody) WriteTo(w io.Writer) (int64, error) {
+	var n int64
 	for {
-		if f.start < f.clean {
-			n := copy(p, f.buf[f.start:f.clean])
-			f.start += n
-			f.bodyStart = false
+		p, err := b.f.next(formBufSize)
+		if len(p) > 0 {
+			m, werr := w.Write(p)
+			n += int64(m)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF {
 			return n, nil
 		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// next hands out up to max bytes of the body before the next delimiter, as
+// a slice of the read buffer valid until the next call, or io.EOF at the
+// delimiter. It scans each byte for the delimiter once: buf[start:clean]
+// is known to hold none.
+func (f *formReader) next(max int) ([]byte, error) {
+	for {
+		if f.start < f.clean {
+			n := min(max, f.clean-f.start)
+			p := f.buf[f.start : f.start+n]
+			f.start += n
+			f.bodyStart = false
+			return p, nil
+		}
 		if f.delimAt >= 0 && f.start == f.delimAt {
-			return 0, io.EOF
+			return nil, io.EOF
 		}
 		w := f.buf[f.start:f.end]
 		if f.bodyStart && bytes.HasPrefix(w, f.dash) {
@@ -367,7 +398,7 @@ func (b formBody) Read(p []byte) (int, error) {
 			continue
 		}
 		if !f.fill() {
-			return 0, f.unexpectedEOF("inside a part")
+			return nil, f.unexpectedEOF("inside a part")
 		}
 	}
 }
@@ -399,6 +430,22 @@ func (f *formReader) matchAfter(w []byte, n int) int {
 		}
 	}
 	return -1
+}
+
+// WriteTo writes the rest of the part's body to w, without copying it
+// first unless it must be decoded.
+func (p *formPart) WriteTo(w io.Writer) (int64, error) {
+	if p.eof {
+		return 0, nil
+	}
+	if body, ok := p.r.(formBody); ok {
+		n, err := body.WriteTo(w)
+		p.eof = err == nil
+		return n, err
+	}
+	n, err := io.Copy(w, struct{ io.Reader }{p.r})
+	p.eof = err == nil
+	return n, err
 }
 
 // Read reads the part's body.

@@ -18,7 +18,7 @@ type formPartOut struct {
 }
 
 // readAllParts reads every part of body with formReader, handing the body
-// out in reads of at most step bytes (0: as the reader likes).
+// out in reads of at most step bytes (0: the whole body through WriteTo).
 func readAllParts(body []byte, boundary string, step int) ([]formPartOut, error) {
 	var r io.Reader = bytes.NewReader(body)
 	if step > 0 {
@@ -37,7 +37,15 @@ func readAllParts(body []byte, boundary string, step int) ([]formPartOut, error)
 		if err != nil {
 			return out, err
 		}
-		b, err := io.ReadAll(p)
+		var b []byte
+		if step == 0 {
+			// The upload's way: WriteTo, straight from the read buffer.
+			var buf bytes.Buffer
+			_, err = p.WriteTo(&buf)
+			b = buf.Bytes()
+		} else {
+			b, err = io.ReadAll(p)
+		}
 		if err != nil {
 			return out, err
 		}

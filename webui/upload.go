@@ -354,33 +354,48 @@ func allowedWAV(f audio.Format) error {
 }
 
 // copyAttachment streams the rest of the attachment into the store and
-// enforces the size limit. Errors are ready answers.
+// enforces the size limit. Errors are ready answers. src is a bufio.Reader
+// over the part: io.Copy hands dst the bytes it holds, then the part's
+// own WriteTo hands over the read buffer's blocks without copying them.
 func copyAttachment(dst io.Writer, src io.Reader, limit int64) (int64, *uploadFail) {
-	// Whole 64 KiB writes: the store seals 64 KiB chunks, and fewer,
-	// larger writes halve its locking.
-	buf := make([]byte, 64<<10)
-	var n int64
-	for {
-		m, rerr := io.ReadFull(src, buf)
-		if rerr == io.ErrUnexpectedEOF && m < len(buf) {
-			rerr = io.EOF // a short last block, not a cut-off: the part ended
-		}
-		if m > 0 {
-			if n+int64(m) > limit {
-				return n + int64(m), badRequest(reasonInvalidAudio, fmt.Errorf("%w: the attachment is larger than %d bytes", ErrInvalidAudio, limit))
-			}
-			if _, err := dst.Write(buf[:m]); err != nil {
-				return n, failFor(fmt.Errorf("store upload: %w", err))
-			}
-			n += int64(m)
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, readFail(rerr, limit)
-		}
+	aw := &attachmentWriter{dst: dst, limit: limit}
+	_, err := io.Copy(aw, src)
+	switch {
+	case aw.over:
+		return aw.n, badRequest(reasonInvalidAudio, fmt.Errorf("%w: the attachment is larger than %d bytes", ErrInvalidAudio, limit))
+	case aw.err != nil:
+		return aw.n, failFor(fmt.Errorf("store upload: %w", aw.err))
+	case err != nil:
+		return aw.n, readFail(err, limit)
 	}
+	return aw.n, nil
+}
+
+// attachmentWriter passes writes on to the store until the size limit,
+// and remembers whether a failure was the limit or the store's.
+type attachmentWriter struct {
+	dst   io.Writer
+	limit int64
+	n     int64 // bytes written, or for over, the bytes offered
+	over  bool
+	err   error // the store's write error
+}
+
+// errAttachmentTooLarge stops the copy at the size limit; copyAttachment
+// answers it from attachmentWriter.over, so it never reaches a client.
+var errAttachmentTooLarge = errors.New("attachment larger than the limit")
+
+func (a *attachmentWriter) Write(p []byte) (int, error) {
+	if a.n+int64(len(p)) > a.limit {
+		a.over, a.n = true, a.n+int64(len(p))
+		return 0, errAttachmentTooLarge
+	}
+	m, err := a.dst.Write(p)
+	a.n += int64(m)
+	if err != nil {
+		a.err = err
+	}
+	return m, err
 }
 
 // checkRest reads the parts after the attachment up to the end boundary,
