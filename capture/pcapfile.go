@@ -22,7 +22,15 @@ func ImportFile(ctx context.Context, r *Reader, path string) (frames int64, err 
 		return 0, fmt.Errorf("%w: %w", ErrSource, err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	return ImportStream(ctx, r, path, f)
+}
+
+// ImportStream is ImportFile on a capture read as a stream (an upload to
+// a running appliance: it is never spooled to disk, since it holds audio
+// in the clear); name is for error messages.
+func ImportStream(ctx context.Context, r *Reader, name string, src io.Reader) (frames int64, err error) {
+	path := name
+	br := bufio.NewReaderSize(src, 1<<20)
 	magic, err := br.Peek(4)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: not a capture file: %w", ErrSource, path, err)
