@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,16 +188,17 @@ func TestClusterFileKilledMidCopy(t *testing.T) {
 // TestClusterCatchUp measures how long a node that joins late takes to
 // hold the files of N recordings made before it joined (metadata comes
 // with the join's snapshot; files are pulled). N is CALLVAULT_CATCHUP_N,
-// default 300.
+// default 300. CALLVAULT_CATCHUP_WAV_BYTES, if set, uploads a generated
+// μ-law WAV with that many bytes of audio instead of the 88 KB test file
+// (a faster way to make 100,000 recordings), and
+// CALLVAULT_CATCHUP_UPLOADERS sets the number of uploaders (default 4).
 func TestClusterCatchUp(t *testing.T) {
-	n := 300
-	if v := os.Getenv("CALLVAULT_CATCHUP_N"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := envInt(t, "CALLVAULT_CATCHUP_N", 300)
+	uploaders := envInt(t, "CALLVAULT_CATCHUP_UPLOADERS", 4)
 	c := newClusterEnv(t)
+	if os.Getenv("CALLVAULT_CATCHUP_WAV_BYTES") != "" {
+		c.wav = bigULawWAV(envInt(t, "CALLVAULT_CATCHUP_WAV_BYTES", 8000))
+	}
 	c.hc.Timeout = time.Minute
 	a := &clusterNode{dir: t.TempDir(), http: freeAddr(t), raft: freeAddr(t)}
 	b := &clusterNode{dir: t.TempDir(), http: freeAddr(t), raft: freeAddr(t)}
@@ -208,7 +208,7 @@ func TestClusterCatchUp(t *testing.T) {
 	ids := make([]string, n)
 	errs := make(chan error, n)
 	next := make(chan int)
-	for range 4 {
+	for range uploaders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -232,7 +232,7 @@ func TestClusterCatchUp(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	t.Logf("%d uploads on A in %v", n, time.Since(t0).Round(time.Millisecond))
+	t.Logf("%d uploads on A in %v (%d uploaders, %d-byte WAV)", n, time.Since(t0).Round(time.Millisecond), uploaders, len(c.wav))
 
 	// Where each file lies (relative to recordings/), found once: the
 	// wait below must not cost more than the copying it measures.
@@ -249,7 +249,7 @@ func TestClusterCatchUp(t *testing.T) {
 	joinStart := time.Now()
 	c.start(b, "--join", "http://"+a.http, "--join-token", tok)
 	c.nodes = append(c.nodes, b)
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(10*time.Minute + time.Duration(n)*20*time.Millisecond)
 	for _, id := range ids {
 		if rel[id] == "" {
 			t.Fatalf("no file of %s on A", id)
@@ -285,7 +285,7 @@ func TestClusterCatchUp(t *testing.T) {
 			} `json:"files"`
 		} `json:"nodes"`
 	}
-	deadline = time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute + time.Duration(n)*time.Millisecond)
 	for {
 		out := c.cli("cluster", "status", "--server", "http://"+b.http, "--json")
 		if err := json.Unmarshal([]byte(out), &st); err != nil {

@@ -447,6 +447,7 @@ func TestClusterFailoverTrials(t *testing.T) {
 	var (
 		elections, failovers, metas, catchups []time.Duration
 		all                                   []string
+		knownHits                             []string // see the restart below
 	)
 	for trial := 1; trial <= trials; trial++ {
 		leader := c.waitStable(30 * time.Second)
@@ -500,18 +501,22 @@ func TestClusterFailoverTrials(t *testing.T) {
 
 		restarted := time.Now()
 		if err := c.tryStart(leader); err != nil {
-			again := c.tryStart(leader)
-			if strings.Contains(err.Error(), "only one being written can be discarded") {
-				// Reported to the lead (issue 8): the store's crash
-				// recovery runs on metadata that is behind the cluster
-				// (the seal of this node's own upload was committed by
-				// the others but not applied here before the kill) and
-				// its DiscardRecording, refused by the FSM, aborts the
-				// start. It is started once more to see whether that lasts.
-				t.Skipf("waits for the fix of the restart after kill -9 (store recovery discards an upload the cluster has sealed): trial %d: restarted node: %v; started again: %v",
-					trial, err, again)
+			if !strings.Contains(err.Error(), "only one being written can be discarded") {
+				t.Fatalf("trial %d: restarting the killed node: %v", trial, err)
 			}
-			t.Fatalf("trial %d: restarting the killed node: %v", trial, err)
+			// Reported to the lead (issue 8): the store's crash
+			// recovery runs on metadata that is behind the cluster (the
+			// seal of this node's own upload was committed by the others
+			// but not applied here before the kill), and the
+			// DiscardRecording it sends, refused by the FSM, aborts the
+			// start. Started once more, the node may have applied the
+			// seal by then; the trial goes on if it has.
+			knownHits = append(knownHits, fmt.Sprintf("trial %d: %v", trial, err))
+			if again := c.tryStart(leader); again != nil {
+				t.Skipf("waits for the fix of the restart after kill -9 (store recovery discards an upload the cluster has sealed): %s; started again: %v",
+					strings.Join(knownHits, "; "), again)
+			}
+			restarted = time.Now()
 		}
 		ev := c.waitEverywhereDetail(ids(got), 90*time.Second)
 		catchup := time.Since(restarted)
@@ -537,4 +542,8 @@ func TestClusterFailoverTrials(t *testing.T) {
 		t.Errorf("worst failover %v: more than 5 s from kill to writes committed again", worst)
 	}
 	c.stopAll()
+	if len(knownHits) > 0 && !t.Failed() {
+		t.Skipf("everything else held, but waits for the fix of the restart after kill -9 (store recovery discards an upload the cluster has sealed; the node started on the second try): %d of %d trials: %s",
+			len(knownHits), trials, strings.Join(knownHits, "; "))
+	}
 }
