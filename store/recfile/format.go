@@ -72,11 +72,12 @@
 // the other on the caller's goroutine.
 //
 // With the Pipelined option the Writer overlaps them. The caller's goroutine
-// copies; a sealer goroutine seals (and feeds the seal hash), a writer
-// goroutine writes, each chunk in file order, so the bytes on disk and the
-// seal hash are exactly those of the synchronous Writer. (Until version 2
-// a fourth goroutine hashed the ciphertext; the history below is from
-// then.) The writer also asks the kernel
+// copies; a hasher goroutine feeds the PlainHash (when there is one), a
+// sealer goroutine seals (and feeds the seal hash), a writer goroutine
+// writes, each chunk in file order, so the bytes on disk and both hashes
+// are exactly those of the synchronous Writer. (Until version 2 the
+// sealer also fed the PlainHash and a fourth goroutine hashed the
+// ciphertext; the history below is from then.) The writer also asks the kernel
 // (sync_file_range on Linux) to start writing each MiB to disk as soon as it
 // is in the page cache, so the fsync at Close finds little left to do.
 // Sixteen chunk buffers circulate between the four, and nothing is

@@ -37,10 +37,11 @@ func PlainHash(h hash.Hash) CreateOption {
 	return func(c *createConfig) { c.plain = h }
 }
 
-// Pipelined makes the Writer spread its work over two goroutines of its own,
-// so that on a machine with more than one core copying a chunk in (on the
-// caller's goroutine), sealing it and writing the chunks before it overlap
-// (see "Pipelined writing" in the package doc). The file, the seal hash and
+// Pipelined makes the Writer spread its work over goroutines of its own
+// (two, three with a PlainHash), so that on a machine with more than one
+// core copying a chunk in (on the caller's goroutine), hashing its
+// plaintext, sealing it and writing the chunks before it overlap (see
+// "Pipelined writing" in the package doc). The file, the seal hash and
 // the meaning of Write, Flush, Close, Abort and Abandon are the same as
 // without it. What differs: the Writer holds pipelineBuffers chunk buffers
 // (about 1 MiB) instead of one; a failed write is reported by the Write,
@@ -48,8 +49,8 @@ func PlainHash(h hash.Hash) CreateOption {
 // and the Writer must end with Close, Abort or Abandon, which stop the
 // goroutines (as it must anyway, to close its file).
 //
-// Sealing (AES-GCM, and the PlainHash if any) runs on a goroutine of the
-// Writer's too, so the caller only copies plaintext into chunk buffers.
+// Sealing (AES-GCM) and the PlainHash run on goroutines of the Writer's
+// too, so the caller only copies plaintext into chunk buffers.
 //
 // It is meant for bulk writing (an upload, an import, a copy between
 // tiers), where throughput matters. A live call writes 16 kB/s and flushes
@@ -84,11 +85,17 @@ type chunkJob struct {
 	sync  bool   // fsync everything written so far and answer on synced
 }
 
-// pipeline is the two goroutines of a pipelined Writer and the channels
+// pipeline is the goroutines of a pipelined Writer and the channels
 // between them:
 //
-//	caller ──toSeal──► sealer ──────────────────► writer ──free──► caller
-//	 copy          PlainHash, AES-GCM, seal hash     write(2)
+//	caller ──toHash──► hasher ──toSeal──► sealer ──toWrite──► writer ──free──► caller
+//	 copy             PlainHash       AES-GCM, seal hash       write(2)
+//
+// Without a PlainHash there is no hasher and the caller hands chunks to
+// the sealer. The plaintext hash (SHA-256, ~65 ms per 100 MB here) and
+// AES-GCM (~35 ms) were one stage until the upload's multipart parsing got
+// cheap; then that stage was the slowest, and splitting it made uploads
+// faster in 5 of 6 interleaved runs (docs/PERFORMANCE.md, "Upload API").
 //
 // Buffers circulate: the caller fills a chunk buffer with plaintext and
 // sends it on, then takes an empty one from free. A chunk is never copied
@@ -99,6 +106,8 @@ type chunkJob struct {
 // file, the seal hash and the plaintext hash are what the unpipelined
 // Writer makes.
 type pipeline struct {
+	in      chan chunkJob // where the caller hands chunks: toHash or toSeal
+	toHash  chan chunkJob // nil without a PlainHash
 	toSeal  chan chunkJob
 	toWrite chan chunkJob
 	free    chan []byte
@@ -126,15 +135,27 @@ func startPipeline(f *os.File, path string, cc *chunkCipher, seal *sealHash, pla
 		free:    make(chan []byte, buffers),
 		synced:  make(chan error, 1),
 	}
+	p.in = p.toSeal
+	if plain != nil {
+		p.toHash = make(chan chunkJob, buffers)
+		p.in = p.toHash
+	}
 	backing := make([]byte, buffers*size)
 	for i := 1; i < buffers; i++ {
 		p.free <- backing[i*size : (i+1)*size : (i+1)*size]
 	}
 	wb := newWriteback(f)
+	if plain != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.hashPlain(plain)
+		}()
+	}
 	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
-		p.seal(cc, seal, plain)
+		p.seal(cc, seal)
 	}()
 	go func() {
 		defer p.wg.Done()
@@ -143,17 +164,25 @@ func startPipeline(f *os.File, path string, cc *chunkCipher, seal *sealHash, pla
 	return p, backing[:size:size]
 }
 
-// seal seals the chunks it is given in place, in order, feeding their
-// plaintext to plain first and the sealed chunk to the seal hash after,
-// and passes them on to the writer.
-func (p *pipeline) seal(cc *chunkCipher, seal *sealHash, plain hash.Hash) {
+// hashPlain feeds the plaintext of the chunks it is given to plain, in
+// order, and passes them on to the sealer.
+func (p *pipeline) hashPlain(plain hash.Hash) {
+	defer close(p.toSeal)
+	for j := range p.toHash {
+		if !j.sync && !p.discard.Load() {
+			plain.Write(j.chunk[lenSize : lenSize+j.n])
+		}
+		p.toSeal <- j
+	}
+}
+
+// seal seals the chunks it is given in place, in order, feeding the sealed
+// chunk to the seal hash, and passes them on to the writer.
+func (p *pipeline) seal(cc *chunkCipher, seal *sealHash) {
 	defer close(p.toWrite)
 	for j := range p.toSeal {
 		if !j.sync && !p.discard.Load() {
 			pt := j.chunk[lenSize : lenSize+j.n]
-			if plain != nil {
-				plain.Write(pt)
-			}
 			sealed := cc.seal(pt, j.index, j.flags)
 			seal.chunk(j.index, uint32(j.n), sealed)
 			j.chunk = j.chunk[:lenSize+len(sealed)]
@@ -214,13 +243,13 @@ func (p *pipeline) failure() error {
 // hand passes a chunk buffer holding n bytes of plaintext on to be sealed
 // and returns an empty buffer, waiting if all the others are still queued.
 func (p *pipeline) hand(buf []byte, n int, index uint64, flags byte) []byte {
-	p.toSeal <- chunkJob{chunk: buf, n: n, index: index, flags: flags}
+	p.in <- chunkJob{chunk: buf, n: n, index: index, flags: flags}
 	return <-p.free
 }
 
 // sync waits until every chunk handed over so far is written and fsynced.
 func (p *pipeline) sync() error {
-	p.toSeal <- chunkJob{sync: true}
+	p.in <- chunkJob{sync: true}
 	return <-p.synced
 }
 
@@ -234,6 +263,6 @@ func (p *pipeline) stop(discard bool) {
 	if discard {
 		p.discard.Store(true)
 	}
-	close(p.toSeal)
+	close(p.in)
 	p.wg.Wait()
 }

@@ -247,7 +247,12 @@ func TestPipelinedGoroutinesStop(t *testing.T) {
 			}
 		},
 	}
+	modes := map[string][]CreateOption{}
 	for name, opts := range pipelineModes {
+		modes[name] = opts
+		modes[name+"+PlainHash"] = append([]CreateOption{PlainHash(sha256.New())}, opts...)
+	}
+	for name, opts := range modes {
 		for end, fn := range ends {
 			t.Run(name+"/"+end, func(t *testing.T) {
 				w, err := Create(filepath.Join(t.TempDir(), "r"), Header{ChunkSize: MinChunkSize}, dek, testRand(51), opts...)
@@ -255,8 +260,12 @@ func TestPipelinedGoroutinesStop(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { w.Abort() })
-				if n := pipelineGoroutines(); n != 2 {
-					t.Fatalf("Create started %d goroutines, want 2", n)
+				want := 2 // sealer, writer
+				if strings.HasSuffix(name, "+PlainHash") {
+					want = 3 // and the plaintext hasher
+				}
+				if n := pipelineGoroutines(); n != want {
+					t.Fatalf("Create started %d goroutines, want %d", n, want)
 				}
 				if _, err := w.Write(data); err != nil {
 					t.Fatal(err)
