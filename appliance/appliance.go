@@ -132,6 +132,7 @@ func open(o Options, log *slog.Logger) (*Appliance, error) {
 	data := a.webData()
 	data.Exports = a.exports
 	data.Storage = storageTiers(cfg)
+	data.Imports = importer{cfg: cfg, st: st, log: log.With("subsystem", "import")}
 
 	web, err := webui.New(webui.Config{
 		SecureCookies:        cfg.HTTP.TLS,

@@ -3,14 +3,19 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/callvault/callvault/capture"
+	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/webui"
 )
 
 // captureConfig builds capture's Config from capture.* keys (validated by
@@ -23,7 +28,9 @@ func captureConfig(cfg Config, live bool) capture.Config {
 		HoldTimeout:  cfg.Capture.HoldTimeout,
 		Live:         live,
 	}
-	c.Node, _ = os.Hostname()
+	// Node stays empty: the store stamps each recording with its own node
+	// name (the member ID in a cluster, which file replication and crash
+	// recovery go by; a host name would be wrong there).
 	for _, p := range cfg.Capture.SIPPorts {
 		c.SIPPorts = append(c.SIPPorts, uint16(p))
 	}
@@ -58,6 +65,11 @@ type ImportedFile struct {
 // Import reconstructs the calls in capture files into the data directory's
 // store, the way live capture would have recorded them.
 func Import(ctx context.Context, cfg Config, environ []string, files []string, stdout, stderr io.Writer, asJSON bool) error {
+	if id, err := os.ReadFile(filepath.Join(cfg.DataDir, "cluster", "node-id")); err == nil {
+		// Committed here alone, the recordings would exist on this member
+		// only and its metadata would part from the cluster's for good.
+		return fmt.Errorf("%s is the data directory of cluster member %s: import through a running member instead (callvault import --server URL FILE...)", cfg.DataDir, id)
+	}
 	st, err := OpenStore(cfg, environ, stderr)
 	if err != nil {
 		return err
@@ -102,7 +114,27 @@ func Import(ctx context.Context, cfg Config, environ []string, files []string, s
 	return nil
 }
 
+// WriteImportResult prints what a running appliance answered to an
+// imported capture (`callvault import --server`): JSON, or the table the
+// offline import prints.
+func WriteImportResult(w io.Writer, res ImportResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printCalls(w, res)
+	_, err := fmt.Fprintf(w, "%d calls recorded from %d frames in %.2fs\n", len(res.Calls), res.Packets, res.Seconds)
+	return err
+}
+
 func printImport(w io.Writer, res ImportResult, s *capture.Stats) {
+	printCalls(w, res)
+	fmt.Fprintf(w, "%d calls recorded from %d frames in %.2fs (%d SIP messages, %d RTP packets, %d decode errors)\n",
+		len(res.Calls), res.Packets, res.Seconds, s.SIPMessages.Load(), s.RTPPackets.Load(), s.DecodeErrors.Load())
+}
+
+func printCalls(w io.Writer, res ImportResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CALL-ID\tRECORDING\tREFERENCE\tSTREAMS\tCODEC\tPACKETS\tLOSS\tDURATION\tSTATUS")
 	for _, c := range res.Calls {
@@ -124,6 +156,38 @@ func printImport(w io.Writer, res ImportResult, s *capture.Stats) {
 			c.Packets, c.LossPct, (time.Duration(c.DurationMs) * time.Millisecond).String(), c.Status)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d calls recorded from %d frames in %.2fs (%d SIP messages, %d RTP packets, %d decode errors)\n",
-		len(res.Calls), res.Packets, res.Seconds, s.SIPMessages.Load(), s.RTPPackets.Load(), s.DecodeErrors.Load())
+}
+
+// importer runs uploaded captures through a capture engine of their own
+// over the serving appliance's store (webui.Importer): on a cluster member
+// its recordings are committed through raft like live capture's.
+type importer struct {
+	cfg Config
+	st  *store.Store
+	log *slog.Logger
+}
+
+var _ webui.Importer = importer{}
+
+func (im importer) Import(ctx context.Context, name string, r io.Reader) (any, int, error) {
+	cc := captureConfig(im.cfg, false)
+	cc.Log = im.log
+	eng := capture.New(cc, capture.StoreSink(im.st))
+	start := time.Now()
+	n, err := capture.ImportStream(ctx, eng.NewReader(), name, r)
+	// Closing seals every recording, even of a file cut short.
+	eng.Close()
+	res := ImportResult{Files: []ImportedFile{{Path: name, Frames: n}}, Packets: n, Seconds: time.Since(start).Seconds(), Calls: eng.Summaries()}
+	if err != nil {
+		res.Files[0].Error = err.Error()
+		im.log.Warn("import of an uploaded capture", "name", name, "frames", n, "calls", len(res.Calls), "err", err)
+		if errors.Is(err, capture.ErrSource) && n == 0 {
+			return nil, 0, fmt.Errorf("%w: %w", webui.ErrBadCapture, err)
+		}
+		if ctx.Err() != nil {
+			return nil, len(res.Calls), err
+		}
+	}
+	im.log.Info("capture imported", "name", name, "frames", n, "calls", len(res.Calls))
+	return res, len(res.Calls), nil
 }

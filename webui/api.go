@@ -99,6 +99,8 @@ type Data struct {
 	Exports ExportJobs
 	// Retention runs the purge on demand (exports.go); nil answers 503.
 	Retention Purger
+	// Imports reconstructs calls from capture files (imports.go); nil answers 503.
+	Imports Importer
 }
 
 // route is one API route: the action it needs is part of its definition,
@@ -212,6 +214,10 @@ func (s *Server) apiRoutes() []route {
 			ok: 204, errs: []int{404}}},
 		{GET, "/api/v1/cluster/wait", ActView, s.handleClusterWait, routeDoc{summary: "Return once this node has applied every write committed before the call (read after the latest commit)",
 			ok: 200, resp: waitResponse{}, errs: []int{404, 503}}},
+
+		// Capture files imported through a running appliance (imports.go).
+		{POST, "/api/v1/imports", ActAdmin, s.handleImport, routeDoc{summary: "Import a capture file (pcap or pcapng, the request body; ?name= its file name): its calls become recordings, as `callvault import` does offline; installation admins only, one at a time",
+			bodyCT: "application/vnd.tcpdump.pcap", ok: 201, resp: map[string]any{}, errs: []int{400, 409, 413, 503}}},
 
 		// Evidence (issue 7, exports.go): export jobs, the purge on demand.
 		{POST, "/api/v1/exports", ActAudit, s.handleCreateExport, routeDoc{summary: "Start an export job: a signed bundle of the recordings named by ids, by a search (query) or all preserved ones (an auditor's: preserved only)",

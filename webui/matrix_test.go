@@ -63,6 +63,8 @@ var matrixCases = map[string]routeCase{
 	"POST /api/v1/cluster/tokens":       {req: plain("/api/v1/cluster/tokens", ""), ok: 404},
 	"DELETE /api/v1/cluster/nodes/{id}": {req: plain("/api/v1/cluster/nodes/node-x", ""), ok: 404},
 	"GET /api/v1/cluster/wait":          {req: plain("/api/v1/cluster/wait", ""), ok: 404},
+	// The fixture wires no importer: allowed callers get 503 (imports_test.go runs one).
+	"POST /api/v1/imports": {req: plain("/api/v1/imports?name=x.pcap", ""), ok: 503},
 	"PUT /api/v1/groups/{id}": {req: func(t *testing.T, f *fixture, who ident) (string, string, string) {
 		if _, err := f.st.Meta().Group("gm"); err != nil {
 			if _, err := f.st.Apply(context.Background(), &meta.CreateGroup{Group: meta.Group{ID: "gm", Name: "Matrix group"}}); err != nil {
@@ -189,7 +191,7 @@ func (f *fixture) expected(t *testing.T, rt RouteInfo, rc routeCase, who ident, 
 		if p.User.Tenant != "" {
 			return http.StatusNotFound // the victim and group gm are in the default tenant
 		}
-	case "GET /api/v1/tenants", "POST /api/v1/tenants", "POST /api/v1/retention/purge",
+	case "GET /api/v1/tenants", "POST /api/v1/tenants", "POST /api/v1/retention/purge", "POST /api/v1/imports",
 		"GET /api/v1/cluster", "POST /api/v1/cluster/tokens", "DELETE /api/v1/cluster/nodes/{id}":
 		if p.User.Tenant != "" {
 			return http.StatusForbidden // tenants and the cluster are the installation's admins' business

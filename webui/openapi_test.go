@@ -242,6 +242,13 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		}
 		check(x[0], pattern, ce.do(basic(httptest.NewRequest(x[0], x[1], nil), "boss")))
 	}
+	// Imports answer only where an importer is wired (the appliance's
+	// capture engine; here imports_test.go's stand-in).
+	ie := newEnv(t, func(_ *Config, d *Data) { d.Imports = &byteImporter{} })
+	ie.addUser("boss", "admin")
+	for _, body := range []string{"\xd4\xc3\xb2\xa1 a capture", "not a capture"} {
+		check("POST", "/api/v1/imports", ie.do(basic(httptest.NewRequest("POST", "/api/v1/imports?name=x.pcap", strings.NewReader(body)), "boss")))
+	}
 	// Every route was checked with at least its success status.
 	for _, rt := range f.srv.Routes() {
 		key := rt.Method + " " + rt.Pattern

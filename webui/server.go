@@ -116,6 +116,8 @@ type Server struct {
 	// searchSlots admits searches GOMAXPROCS at a time, in arrival order
 	// (recordings.go, handleSearch).
 	searchSlots chan struct{}
+	// importing admits one capture import at a time (imports.go).
+	importing importing
 
 	// openAPIDoc is the OpenAPI document, built by New (openapi.go).
 	openAPIDoc []byte
