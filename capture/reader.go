@@ -27,6 +27,7 @@ type Reader struct {
 	// tcpSIP remembers TCP flows on other ports that started with a SIP
 	// start line, so their later segments go to the assembler too.
 	tcpSIP   map[packet.Flow]struct{}
+	flows    []flowEntry // flowcache.go
 	lastTick int64
 	// Import only: a capture whose clock jumps (files merged from
 	// different days, synthetic test captures) would time out every call
@@ -47,7 +48,7 @@ func (e *Engine) NewReader() *Reader {
 	id := e.readers % maxLanes
 	e.readers++
 	e.mu.Unlock()
-	r := &Reader{e: e, id: id, tcpSIP: make(map[packet.Flow]struct{})}
+	r := &Reader{e: e, id: id, tcpSIP: make(map[packet.Flow]struct{}), flows: make([]flowEntry, flowCacheSize)}
 	r.defrag = packet.NewDefragmenter(packet.DefragConfig{})
 	r.dec.Defrag = r.defrag
 	r.asm = packet.NewAssembler(&sipStreams{r: r}, packet.AssemblerConfig{})
@@ -102,15 +103,7 @@ func (r *Reader) udp(now int64) {
 	}
 	dst := netip.AddrPortFrom(p.Dst, p.DstPort)
 	src := netip.AddrPortFrom(p.Src, p.SrcPort)
-	var s *stream
-	var isRTCP bool
-	if ep := e.table.get(dst); ep != nil {
-		// Sent to a party's endpoint: the other party's voice.
-		s, isRTCP = ep.other, ep.rtcp
-	} else if ep := e.table.get(src); ep != nil {
-		// Sent from a party's endpoint (symmetric RTP behind NAT): its own.
-		s, isRTCP = ep.own, ep.rtcp
-	}
+	s, ring, isRTCP, fe := r.lookupFlow(src, dst)
 	if s == nil {
 		if rtp.IsRTCP(pl) {
 			return
@@ -120,15 +113,6 @@ func (r *Reader) udp(now int64) {
 			e.candidate(r, now, src, dst, pl)
 		}
 		return
-	}
-	if !isRTCP && !s.claim(src) {
-		// Another sender on a channel that already has one, while the other
-		// party's channel has none: a media relay or B2BUA made the SDP
-		// misleading, and this is the other party's voice (RFC 3550 §8.2
-		// sources do not change address mid-stream).
-		if o := s.c.streams[1-s.party]; o.claim(src) {
-			s = o
-		}
 	}
 	if s.gone.Load() {
 		e.stats.AfterEnd.Add(1)
@@ -141,12 +125,15 @@ func (r *Reader) udp(now int64) {
 		}
 		return
 	}
-	r.pushRTP(s, now, pl)
+	if ring = r.pushRTP(s, ring, now, pl); ring != nil && fe != nil {
+		fe.ring = ring
+	}
 }
 
 // pushRTP parses an RTP packet (decrypting SRTP where the call's SDP gave
-// keys) and queues it on the stream's lane for this reader.
-func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
+// keys) and queues it on the stream's lane for this reader, ring if the
+// caller knows it. It returns the lane (nil if it has none).
+func (r *Reader) pushRTP(s *stream, ring *rtp.Ring, now int64, pl []byte) *rtp.Ring {
 	e := r.e
 	if s.srtp != nil {
 		s.srtpMu.Lock()
@@ -154,19 +141,20 @@ func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
 		s.srtpMu.Unlock()
 		if err != nil {
 			e.stats.SRTPErrors.Add(1)
-			return
+			return ring
 		}
 		pl = out
 	}
 	n, err := r.hdr.Unmarshal(pl)
 	if err != nil {
 		e.stats.DecodeErrors.Add(1)
-		return
+		return ring
 	}
-	ring := s.lane(r.id, e.cfg.RingSlots, len(pl)-n)
 	if ring == nil {
-		e.stats.RingDrops.Add(1)
-		return
+		if ring = s.lane(r.id, e.cfg.RingSlots, len(pl)-n); ring == nil {
+			e.stats.RingDrops.Add(1)
+			return nil
+		}
 	}
 	payload := pl[n:]
 	if r.hdr.Padding && len(payload) > 0 {
@@ -179,7 +167,7 @@ func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
 	for !ring.PushOrdered(&r.hdr, payload, now, order) {
 		if e.cfg.Live || len(payload) > ring.SlotPayload() {
 			e.stats.RingDrops.Add(1)
-			return
+			return ring
 		}
 		// Import: the reader is also the flusher; make room and retry.
 		e.importPass(e.clock.Load(), true)
@@ -195,6 +183,7 @@ func (r *Reader) pushRTP(s *stream, now int64, pl []byte) {
 	s.lastPacket.Store(now)
 	s.packets.Add(1)
 	e.stats.RTPPackets.Add(1)
+	return ring
 }
 
 // sipDatagram parses every SIP message in a UDP payload.

@@ -181,6 +181,14 @@ func (r *Ring) PushOrdered(h *Header, payload []byte, arrival int64, order uint3
 	return true
 }
 
+// Next returns where the producer's next packet will go: its slot and the
+// first arena byte of its payload (unless it has to wrap to the arena's
+// start). It changes nothing; only the producer goroutine may call it. A
+// reader working ahead of its packets uses it to prefetch both.
+func (r *Ring) Next() (*Slot, *byte) {
+	return &r.slots[r.head.Load()&r.mask], &r.arena[r.boff]
+}
+
 // Pop copies the oldest packet's fields into dst and its payload into buf
 // and returns the payload slice (a prefix of buf). It reports false when
 // the ring is empty. Only the consumer goroutine may call it. buf must
