@@ -419,7 +419,7 @@ func (s *Store) audioHash(ctx context.Context, id string) string {
 // hash, its file's hash and size, fixed from now on.
 func (s *Store) auditSeal(ctx context.Context, rec meta.Recording) {
 	entry := meta.AuditEntry{Time: s.cfg.Now().UTC(), Actor: "system:store", Tenant: rec.Tenant, Action: meta.AuditSeal,
-		Recording: rec.ID, Detail: fmt.Sprintf("%s; audio sha256 %s; file sha256 %s; %d bytes", rec.Status, orUnknown(rec.File.AudioSHA256), rec.File.SHA256, rec.Size)}
+		Recording: rec.ID, Detail: fmt.Sprintf("%s; audio sha256 %s; seal hash %s; %d bytes", rec.Status, orUnknown(rec.File.AudioSHA256), rec.File.SHA256, rec.Size)}
 	if _, err := s.Apply(ctx, &meta.AppendAudit{Entry: entry}); err != nil {
 		s.log.Error("audit entry of a seal", "id", rec.ID, "err", err)
 	}
