@@ -80,7 +80,7 @@
 // ciphertext; the history below is from then.) The writer also asks the kernel
 // (sync_file_range on Linux) to start writing each MiB to disk as soon as it
 // is in the page cache, so the fsync at Close finds little left to do.
-// Sixteen chunk buffers circulate between the four, and nothing is
+// Sixteen chunk buffers circulate between the stages, and nothing is
 // allocated per chunk.
 //
 // The split was chosen by measurement (an interleaved harness in the
