@@ -252,16 +252,28 @@ func (n *Node) Close() {
 		if n.outboxDone != nil {
 			<-n.outboxDone
 		}
-		if n.raft != nil {
-			if err := n.raft.Shutdown().Error(); err != nil {
-				n.log.Warn("raft shutdown", "err", err)
+		if n.raft != nil && n.raft.State() == raft.Leader && len(n.members()) > 1 {
+			// A leader that stops hands over first: the others need not
+			// wait out an election timeout (a rolling restart, a
+			// shutdown for maintenance).
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.log.Warn("leadership transfer before stopping", "err", err)
 			}
 		}
+		// The transport and the port close before raft shuts down: raft
+		// handles heartbeats on the transport's goroutines, and one that
+		// arrived after the raft log below was closed would panic raft;
+		// replication goroutines blocked on a peer also return at once.
 		if n.trans != nil {
 			_ = n.trans.Close()
 		}
 		if n.mux != nil {
 			n.mux.close()
+		}
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				n.log.Warn("raft shutdown", "err", err)
+			}
 		}
 		n.pool.close()
 		if n.boltLS != nil {

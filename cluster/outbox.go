@@ -137,7 +137,11 @@ func deferrable(cmd []byte) bool {
 	switch meta.CommandType(cmd[0]) {
 	case meta.TypeCreateRecording, meta.TypeUpdateRecording, meta.TypeDiscardRecording,
 		meta.TypeSetCallInfo, meta.TypeAddBookmark, meta.TypeLinkRelated,
-		meta.TypeAddNote, meta.TypePreserve, meta.TypeAppendAudit, meta.TypeAppendAudits:
+		meta.TypeAddNote, meta.TypePreserve, meta.TypeAppendAudit, meta.TypeAppendAudits,
+		// The signature over the audit head this node saw: it names a
+		// committed entry by sequence and hash, so it holds whenever it
+		// commits (a stopping node signs one, with or without a quorum).
+		meta.TypeAuditCheckpoint:
 		return true
 	}
 	return false
