@@ -47,6 +47,13 @@ var (
 	// ErrStoreBehind: a recording's first ticks outgrew their buffer
 	// before the store had created it.
 	ErrStoreBehind = errors.New("capture: store did not create the recording in time")
+
+	// errNotPcap: a file does not start with a classic pcap header
+	// (pcapread.go; ImportStream then tries pcapng and gzip).
+	errNotPcap = errors.New("not a classic pcap file")
+	// errPcapRecord: a pcap record header is impossible (captured length
+	// over the original or over what the reader accepts).
+	errPcapRecord = errors.New("bad pcap record")
 )
 
 // Config configures the engine. The appliance builds it from capture.* keys.

@@ -18,7 +18,7 @@ import (
 // import spent a third of its CPU in the reader's UDP path, nearly all of
 // it waiting for those five dependent cache misses in a row (issue 4).
 //
-// So each reader keeps a direct-mapped cache from an IPv4 UDP flow (its
+// So each reader keeps a two-way set-associative cache from an IPv4 UDP flow (its
 // addresses and ports) to what the table lookup, the sender check and the
 // lane lookup made of it: the stream and this reader's ring. A hit replaces
 // two map lookups and the endpoint with one cache line the reader owns.
@@ -37,9 +37,15 @@ import (
 // Prefetching is only a hint: a wrong guess costs nothing but the memory
 // traffic. IPv6 flows use the table directly.
 
-// flowCacheSize is the number of entries (a power of two): 512 KiB, twice
-// the flows of 1,000 calls with RTCP, so few of them share an entry.
-const flowCacheSize = 1 << 13
+// flowCacheSize is the number of entries (a power of two): 512 KiB, in
+// sets of two (flowWays). 2,000 flows in 4,096 sets of two leave about 1 %
+// of the sets with more flows than ways; one entry per flow (a
+// direct-mapped cache) left a fifth of the flows sharing their entry, and
+// flows that share one miss on every packet.
+const (
+	flowCacheSize = 1 << 13
+	flowWays      = 2
+)
 
 // flowEntry is one cache line: a flow and what it resolved to.
 type flowEntry struct {
@@ -47,15 +53,28 @@ type flowEntry struct {
 	ports  uint32 // source port << 16 | destination port
 	gd, gs uint32 // the table generations of the destination and the source
 	rtcp   bool   // the endpoint is an RTCP one
+	mru    uint8  // in a set's first entry: the way hit last
 	s      *stream
 	ring   *rtp.Ring // this reader's lane of s (nil until it has one, and for RTCP)
 	_      [64 - 48]byte
 }
 
-// flowIndex hashes an IPv4 flow to its cache entry.
-func flowIndex(addrs uint64, ports uint32) uint32 {
+// flowSet hashes an IPv4 flow to its set: the index of the set's first
+// entry.
+func flowSet(addrs uint64, ports uint32) uint32 {
 	h := (addrs ^ uint64(ports)<<17 ^ uint64(ports)>>5) * 0x9e3779b97f4a7c15
-	return uint32(h >> (64 - 13))
+	return uint32(h>>(64-13)) &^ (flowWays - 1)
+}
+
+// way returns the entry of set that holds the flow (nil if none) and its
+// way.
+func (r *Reader) way(set uint32, addrs uint64, ports uint32) (*flowEntry, uint8) {
+	for w := uint32(0); w < flowWays; w++ {
+		if fe := &r.flows[set+w]; fe.addrs == addrs && fe.ports == ports && fe.s != nil {
+			return fe, uint8(w)
+		}
+	}
+	return nil, 0
 }
 
 // flowKey4 is the cache key of an IPv4 packet; ok is false for others.
@@ -100,29 +119,32 @@ func peekFlow4(link packet.LinkType, frame []byte) (addrs uint64, ports uint32, 
 
 // ahead is what the reader worked out about a frame it will handle soon.
 type ahead struct {
-	idx int32 // its flow cache entry, or -1
+	addrs uint64
+	ports uint32
+	set   int32 // its flow cache set, or -1
 }
 
-// prefetchEntry is the first step ahead: the frame's cache entry.
+// prefetchEntry is the first step ahead: the frame's cache set.
 func (r *Reader) prefetchEntry(link packet.LinkType, frame []byte) ahead {
 	addrs, ports, ok := peekFlow4(link, frame)
 	if !ok {
-		return ahead{idx: -1}
+		return ahead{set: -1}
 	}
-	i := flowIndex(addrs, ports)
-	a := uintptr(unsafe.Pointer(&r.flows[i]))
-	prefetch4(a, a, a, a)
-	return ahead{idx: int32(i)}
+	set := flowSet(addrs, ports)
+	a := uintptr(unsafe.Pointer(&r.flows[set]))
+	prefetch4(a, a+64, a, a+64)
+	return ahead{addrs: addrs, ports: ports, set: int32(set)}
 }
 
-// prefetchStream is the second: the stream and ring the entry names
-// (whatever flow it holds: a guess, checked when the packet is handled).
+// prefetchStream is the second: the stream and ring the flow's entry
+// names (a guess, checked when the packet is handled: the table may have
+// changed).
 func (r *Reader) prefetchStream(a ahead) {
-	if a.idx < 0 {
+	if a.set < 0 {
 		return
 	}
-	fe := &r.flows[a.idx]
-	if fe.s == nil || fe.ring == nil {
+	fe, _ := r.way(uint32(a.set), a.addrs, a.ports)
+	if fe == nil || fe.ring == nil {
 		return
 	}
 	s, ring := uintptr(unsafe.Pointer(fe.s)), uintptr(unsafe.Pointer(fe.ring))
@@ -131,14 +153,14 @@ func (r *Reader) prefetchStream(a ahead) {
 
 // prefetchSlot is the last: where the ring will put the packet.
 func (r *Reader) prefetchSlot(a ahead) {
-	if a.idx < 0 {
+	if a.set < 0 {
 		return
 	}
-	ring := r.flows[a.idx].ring
-	if ring == nil {
+	fe, _ := r.way(uint32(a.set), a.addrs, a.ports)
+	if fe == nil || fe.ring == nil {
 		return
 	}
-	sl, b := ring.Next()
+	sl, b := fe.ring.Next()
 	p := uintptr(unsafe.Pointer(b))
 	prefetch4(uintptr(unsafe.Pointer(sl)), p, p+64, p+128)
 }
@@ -155,9 +177,24 @@ func (r *Reader) lookupFlow(src, dst netip.AddrPort) (s *stream, ring *rtp.Ring,
 		// The generations before the lookups: a change after this makes
 		// the entry stale, never a stale answer current.
 		gd, gs = e.table.gen(dst), e.table.gen(src)
-		fe = &r.flows[flowIndex(addrs, ports)]
-		if fe.s != nil && fe.addrs == addrs && fe.ports == ports && fe.gd == gd && fe.gs == gs {
-			return fe.s, fe.ring, fe.rtcp, fe
+		set := flowSet(addrs, ports)
+		first := &r.flows[set]
+		var w uint8
+		if fe, w = r.way(set, addrs, ports); fe != nil {
+			if fe.gd == gd && fe.gs == gs {
+				first.mru = w
+				return fe.s, fe.ring, fe.rtcp, fe
+			}
+			// Stale: look the flow up again into the same entry.
+		} else {
+			// A new flow replaces an empty entry, else the one not hit last.
+			fe = &r.flows[set+uint32(1-first.mru)]
+			for w := uint32(0); w < flowWays; w++ {
+				if r.flows[set+w].s == nil {
+					fe = &r.flows[set+w]
+					break
+				}
+			}
 		}
 		fe.s, fe.ring = nil, nil
 		fe.addrs, fe.ports, fe.gd, fe.gs = addrs, ports, gd, gs

@@ -85,7 +85,10 @@ func (e *Engine) flushLocked(now int64) {
 		e.passCalls = calls[:0]
 	}()
 	var waiting int64
-	for _, c := range calls {
+	for i, c := range calls {
+		for step := 0; step <= 3 && i+1+step < len(calls); step++ {
+			prefetchCall(calls[i+1+step], step)
+		}
 		if c.deferred {
 			e.catchUp(c)
 			c.deferred = false
@@ -301,6 +304,7 @@ func (e *Engine) startRecording(c *call, now int64) error {
 	// The store creates the recording on the store worker; until it has,
 	// the grid's bytes wait in the pendingRecorder.
 	r := newPendingRecorder(id)
+	r.align = !e.cfg.Live
 	rec := &recording{r: r, start: start, ch: chans, codecs: codecs}
 	if !playable {
 		rec.raw, err = newRawWriter(r, start)

@@ -58,9 +58,6 @@ const (
 	pcapMaxFrame = 64 << 20
 )
 
-// errNotPcap says a file does not start with a classic pcap header.
-var errNotPcap = errors.New("not a classic pcap file")
-
 // newPcapReader reads the file header from src. It returns errNotPcap
 // (wrapped) for anything that is not a classic pcap file of version 2.4.
 func newPcapReader(src io.Reader) (*pcapReader, error) {
@@ -109,10 +106,10 @@ func (pr *pcapReader) next() (frame []byte, ts time.Time, ok bool, err error) {
 	}
 	caplen, origlen := pr.order.Uint32(b[8:]), pr.order.Uint32(b[12:])
 	if int64(caplen) > int64(pr.max) {
-		return nil, time.Time{}, false, fmt.Errorf("frame %d: captured length %d exceeds the largest accepted, %d", pr.n+1, caplen, pr.max)
+		return nil, time.Time{}, false, fmt.Errorf("%w: frame %d: captured length %d exceeds the largest accepted, %d", errPcapRecord, pr.n+1, caplen, pr.max)
 	}
 	if caplen > origlen {
-		return nil, time.Time{}, false, fmt.Errorf("frame %d: captured length %d exceeds the original length %d", pr.n+1, caplen, origlen)
+		return nil, time.Time{}, false, fmt.Errorf("%w: frame %d: captured length %d exceeds the original length %d", errPcapRecord, pr.n+1, caplen, origlen)
 	}
 	end := pcapRecordLen + int(caplen)
 	if len(b) < end {

@@ -235,3 +235,65 @@ func TestPendingRecorder(t *testing.T) {
 		t.Fatalf("write after a failed create: %v", err)
 	}
 }
+
+// chunkRecorder is a Recorder with chunks of size bytes that remembers
+// where each write ended relative to them.
+type chunkRecorder struct {
+	Recorder
+	size     int
+	data     []byte
+	starts   []int // where each write began
+	unsealed []int // after each write: bytes in the open chunk
+}
+
+func (c *chunkRecorder) ID() string     { return "aligned" }
+func (c *chunkRecorder) Available() int { return c.size - len(c.data)%c.size }
+func (c *chunkRecorder) Write(b []byte) (int, error) {
+	c.starts = append(c.starts, len(c.data))
+	c.data = append(c.data, b...)
+	c.unsealed = append(c.unsealed, len(c.data)%c.size)
+	return len(b), nil
+}
+
+// TestAlignedWrites: an import's recording gets whole chunks once it has
+// written alignAfter bytes (so the store's once-a-second flush finds no
+// open chunk to cut short), and nothing is lost or reordered: what the
+// seal job writes last completes it.
+func TestAlignedWrites(t *testing.T) {
+	for _, size := range []int{1000, 16 << 10} {
+		c := &chunkRecorder{size: size}
+		p := newPendingRecorder("aligned")
+		p.align = true
+		p.ready(c)
+		var want []byte
+		for i := 0; len(want) < alignAfter+5*size; i++ {
+			b := bytes.Repeat([]byte{byte(i)}, 1+(i*7919)%(3*size))
+			if n, err := p.Write(b); err != nil || n != len(b) {
+				t.Fatalf("write %d: %d, %v", i, n, err)
+			}
+			want = append(want, b...)
+		}
+		straight, aligned := 0, 0
+		for i, u := range c.unsealed {
+			switch {
+			case c.starts[i] >= alignAfter && u != 0 && (i+1 == len(c.unsealed) || c.unsealed[i+1] != 0 || c.starts[i+1]-c.starts[i] >= size):
+				// The write that crossed alignAfter went straight through;
+				// after it, a write that leaves a chunk open (what was held
+				// back) must be followed by one that ends that chunk.
+				t.Fatalf("chunk %d: write %d (at %d) left %d bytes in an open chunk", size, i, c.starts[i], u)
+			case c.starts[i] >= alignAfter:
+				aligned++
+			default:
+				straight++
+			}
+		}
+		if aligned == 0 || len(p.buf) >= size {
+			t.Fatalf("chunk %d: %d aligned writes, %d bytes held back", size, aligned, len(p.buf))
+		}
+		got := append(append([]byte(nil), c.data...), p.buf...) // the seal job writes p.buf
+		if !bytes.Equal(got, want) {
+			t.Fatalf("chunk %d: %d bytes reach the store, want the %d written in order", size, len(got), len(want))
+		}
+		t.Logf("chunk %d: %d writes straight through, %d after aligning began, %d bytes held back", size, straight, aligned, len(p.buf))
+	}
+}

@@ -189,6 +189,14 @@ func (r *Ring) Next() (*Slot, *byte) {
 	return &r.slots[r.head.Load()&r.mask], &r.arena[r.boff]
 }
 
+// Oldest returns where the consumer's next packet is: its slot and the
+// first arena byte of its payload, whether or not one is queued. It
+// changes nothing; only the consumer goroutine may call it. A flusher
+// working through many rings uses it to prefetch both.
+func (r *Ring) Oldest() (*Slot, *byte) {
+	return &r.slots[r.tail.Load()&r.mask], &r.arena[r.coff]
+}
+
 // Pop copies the oldest packet's fields into dst and its payload into buf
 // and returns the payload slice (a prefix of buf). It reports false when
 // the ring is empty. Only the consumer goroutine may call it. buf must
