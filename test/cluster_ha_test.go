@@ -174,6 +174,15 @@ type everywhere struct {
 
 func (c *clusterEnv) waitEverywhereDetail(ids []string, within time.Duration) everywhere {
 	c.t.Helper()
+	res, err := c.tryEverywhere(ids, within)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res
+}
+
+// tryEverywhere is waitEverywhereDetail returning the failure.
+func (c *clusterEnv) tryEverywhere(ids []string, within time.Duration) (everywhere, error) {
 	var res everywhere
 	start := time.Now()
 	deadline := start.Add(within)
@@ -217,7 +226,7 @@ func (c *clusterEnv) waitEverywhereDetail(ids []string, within time.Duration) ev
 		}
 		if problem == "" {
 			res.all = time.Since(start)
-			return res
+			return res, nil
 		}
 		if res.meta != 0 {
 			res.lastFile = problem
@@ -227,7 +236,7 @@ func (c *clusterEnv) waitEverywhereDetail(ids []string, within time.Duration) ev
 			for _, n := range c.nodes {
 				logs += fmt.Sprintf("\n--- %s:\n%s", n.http, tail(n.stderr.String(), 3000))
 			}
-			c.t.Fatalf("not everywhere within %v: %s%s", within, problem, logs)
+			return res, fmt.Errorf("not everywhere within %v: %s%s", within, problem, logs)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
