@@ -92,14 +92,21 @@ func startCluster(ctx context.Context, cfg Config, st *store.Store, joined bool,
 	// applied what the cluster committed meanwhile (perhaps their seal).
 	// Without a quorum it goes on after a few seconds: its recoveries then
 	// wait in the outbox.
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := n.WaitCommitted(wctx); err != nil {
-		log.Warn("recovering recordings left open before catching up with the cluster", "err", err)
-	}
-	cancel()
-	if err := st.Recover(ctx); err != nil {
-		n.Close()
-		return nil, fmt.Errorf("recover recordings left open: %w", err)
+	// With Commands still in the outbox it waits for the outbox to drain
+	// (OnOutboxDrained): a recording whose seal is queued there would look
+	// left open.
+	if q := n.Outbox().Queued; q > 0 {
+		log.Info("recovery of recordings left open waits for the outbox to drain", "queued", q)
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := n.WaitCommitted(wctx); err != nil {
+			log.Warn("recovering recordings left open before catching up with the cluster", "err", err)
+		}
+		cancel()
+		if err := st.Recover(ctx); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("recover recordings left open: %w", err)
+		}
 	}
 	// Copy sealed recording files between nodes, and let playback fetch a
 	// file this node lacks (cluster/replicate.go). Stopped by stopFiles

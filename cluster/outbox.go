@@ -48,11 +48,18 @@ const outboxRetry = 250 * time.Millisecond
 
 var bOutbox = []byte("outbox")
 
+// outboxBatch is how many queued Commands one drain commits, in order,
+// as one raft entry: a queue that commits one Command per round trip falls
+// behind the uploads still arriving on a busy node.
+const outboxBatch = 256
+
 // outbox is the durable queue: seq (8 bytes BE) → encoded meta.Once.
 type outbox struct {
 	db   *bolt.DB
-	mu   sync.Mutex // serialises push against the drainer's reads of the tail
+	mu   sync.Mutex // serialises push against the drainer's removals
 	next uint64
+	// waiters are callers waiting for their queued Command's outcome.
+	waiters map[uint64]chan drained
 	// depth is the number of queued Commands, for metrics and for the
 	// "queue exists" decision without a transaction.
 	depth atomic.Int64
@@ -61,13 +68,19 @@ type outbox struct {
 	drained, rejected atomic.Uint64
 }
 
+// drained is a queued Command's outcome, for a caller still waiting.
+type drained struct {
+	res meta.Result
+	err error
+}
+
 func openOutbox(dataDir string) (*outbox, error) {
 	path := filepath.Join(clusterDir(dataDir), "outbox.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open outbox %s: %w", path, err)
 	}
-	o := &outbox{db: db, kick: make(chan struct{}, 1)}
+	o := &outbox{db: db, kick: make(chan struct{}, 1), waiters: map[uint64]chan drained{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bOutbox)
 		if err != nil {
@@ -88,46 +101,76 @@ func openOutbox(dataDir string) (*outbox, error) {
 
 func (o *outbox) close() error { return o.db.Close() }
 
-// push appends a wrapped Command durably (fsynced before it returns).
-func (o *outbox) push(cmd []byte) error {
+// push appends a wrapped Command durably (fsynced before it returns). With
+// wait, the returned channel gets its outcome once the drainer has it;
+// forget stops waiting.
+func (o *outbox) push(cmd []byte, wait bool) (uint64, chan drained, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	seq := o.next
 	err := o.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bOutbox).Put(binary.BigEndian.AppendUint64(nil, o.next), cmd)
+		return tx.Bucket(bOutbox).Put(binary.BigEndian.AppendUint64(nil, seq), cmd)
 	})
 	if err != nil {
-		return fmt.Errorf("cluster: outbox: %w", err)
+		return 0, nil, fmt.Errorf("cluster: outbox: %w", err)
 	}
 	o.next++
 	o.depth.Add(1)
+	var ch chan drained
+	if wait {
+		ch = make(chan drained, 1)
+		o.waiters[seq] = ch
+	}
 	select {
 	case o.kick <- struct{}{}:
 	default:
 	}
-	return nil
+	return seq, ch, nil
 }
 
-// head returns the oldest queued Command, or nil.
-func (o *outbox) head() (seq uint64, cmd []byte, err error) {
+func (o *outbox) forget(seq uint64) {
+	o.mu.Lock()
+	delete(o.waiters, seq)
+	o.mu.Unlock()
+}
+
+// heads returns up to n of the oldest queued Commands.
+func (o *outbox) heads(n int) (seqs []uint64, cmds [][]byte, err error) {
 	err = o.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bOutbox).Cursor().First()
-		if k != nil {
-			seq, cmd = binary.BigEndian.Uint64(k), append([]byte(nil), v...)
+		c := tx.Bucket(bOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(seqs) < n; k, v = c.Next() {
+			seqs = append(seqs, binary.BigEndian.Uint64(k))
+			cmds = append(cmds, append([]byte(nil), v...))
 		}
 		return nil
 	})
-	return seq, cmd, err
+	return seqs, cmds, err
 }
 
-// remove drops the Command at seq once it has committed.
-func (o *outbox) remove(seq uint64) error {
+// remove drops Commands that have committed (or were refused) and hands
+// their outcomes to whoever still waits for them.
+func (o *outbox) remove(seqs []uint64, outs []drained) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	err := o.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bOutbox).Delete(binary.BigEndian.AppendUint64(nil, seq))
+		b := tx.Bucket(bOutbox)
+		for _, seq := range seqs {
+			if err := b.Delete(binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: outbox: %w", err)
 	}
-	o.depth.Add(-1)
+	o.depth.Add(-int64(len(seqs)))
+	for i, seq := range seqs {
+		if ch, ok := o.waiters[seq]; ok {
+			ch <- outs[i]
+			delete(o.waiters, seq)
+		}
+	}
 	return nil
 }
 
@@ -183,10 +226,34 @@ func (n *Node) commitDeferrable(ctx context.Context, cmd []byte) (meta.Result, e
 			return res, err
 		}
 		n.log.Warn("no quorum: command kept in the outbox", "type", meta.CommandType(cmd[0]), "err", err)
+		_, _, err = n.outbox.push(wrapped, false)
+		if err != nil {
+			return meta.Result{}, err
+		}
+		return meta.Result{Deferred: true}, nil
 	}
-	if err := n.outbox.push(wrapped); err != nil {
+	// A queue exists: this Command goes behind it. With a leader known the
+	// queue is draining, so wait for the outcome as a commit would; without
+	// one (the minority side of a partition) answer at once: capture and
+	// uploads must not wait on the cluster.
+	_, addr := n.raft.LeaderWithID()
+	seq, ch, err := n.outbox.push(wrapped, addr != "")
+	if err != nil {
 		return meta.Result{}, err
 	}
+	if ch == nil {
+		return meta.Result{Deferred: true}, nil
+	}
+	t := time.NewTimer(n.cfg.QuorumWait)
+	defer t.Stop()
+	select {
+	case d := <-ch:
+		return d.res, d.err
+	case <-t.C:
+	case <-ctx.Done():
+	case <-n.closed:
+	}
+	n.outbox.forget(seq)
 	return meta.Result{Deferred: true}, nil
 }
 
@@ -197,11 +264,11 @@ func (n *Node) drainOutbox() {
 	t := time.NewTicker(outboxRetry)
 	defer t.Stop()
 	for {
-		drained := false
-		for n.outbox.depth.Load() > 0 && n.drainOne() {
-			drained = true
+		drainedAny := false
+		for n.outbox.depth.Load() > 0 && n.drain() {
+			drainedAny = true
 		}
-		if drained && n.outbox.depth.Load() == 0 && n.cfg.OnOutboxDrained != nil {
+		if drainedAny && n.outbox.depth.Load() == 0 && n.cfg.OnOutboxDrained != nil {
 			n.cfg.OnOutboxDrained()
 		}
 		select {
@@ -213,11 +280,12 @@ func (n *Node) drainOutbox() {
 	}
 }
 
-// drainOne commits the head of the queue; false when it could not (no
-// quorum yet, or the node is closing), so the caller waits and tries again.
-func (n *Node) drainOne() bool {
-	seq, cmd, err := n.outbox.head()
-	if err != nil || cmd == nil {
+// drain commits the oldest queued Commands, up to outboxBatch of them in
+// one raft entry; false when it could not (no quorum yet, or the node is
+// closing), so the caller waits and tries again.
+func (n *Node) drain() bool {
+	seqs, cmds, err := n.outbox.heads(outboxBatch)
+	if err != nil || len(cmds) == 0 {
 		if err != nil {
 			n.log.Error("outbox read", "err", err)
 		}
@@ -235,26 +303,106 @@ func (n *Node) drainOne() bool {
 		case <-ctx.Done():
 		}
 	}()
-	res, err := n.commit(ctx, cmd)
-	switch {
-	case err == nil:
-		n.outbox.drained.Add(1)
-		if res.Duplicate {
-			n.log.Info("outbox: command had committed before", "seq", seq)
-		}
-	case rejected(err):
-		// Refused by the metadata itself (a recording deleted meanwhile):
-		// every replica would refuse it the same way. Logged, counted, dropped.
-		n.outbox.rejected.Add(1)
-		n.log.Error("outbox: command refused", "seq", seq, "err", err)
-	default:
+	outs, ok := n.commitInOrder(ctx, cmds)
+	if !ok && len(cmds) > 1 {
+		// The batch as a whole failed or was refused: the head alone tells
+		// a refused Command from a cluster not ready yet.
+		seqs, cmds = seqs[:1], cmds[:1]
+		outs, ok = n.commitInOrder(ctx, cmds)
+	}
+	if !ok {
 		return false
 	}
-	if err := n.outbox.remove(seq); err != nil {
-		n.log.Error("outbox remove", "seq", seq, "err", err)
+	for i, d := range outs {
+		switch {
+		case d.err == nil:
+			n.outbox.drained.Add(1)
+		default:
+			// Refused by the metadata itself (a recording deleted
+			// meanwhile): every replica refuses it alike. Logged,
+			// counted, dropped.
+			n.outbox.rejected.Add(1)
+			n.log.Error("outbox: command refused", "seq", seqs[i], "err", d.err)
+		}
+	}
+	if err := n.outbox.remove(seqs, outs); err != nil {
+		n.log.Error("outbox remove", "err", err)
 		return false
 	}
 	return true
+}
+
+// commitInOrder commits cmds as one raft entry (a meta.Batch, applied in
+// order; a single Command as itself) and returns each outcome, once this
+// node has applied them. ok is false when they did not commit: no leader,
+// a transport failure, or the whole batch refused.
+func (n *Node) commitInOrder(ctx context.Context, cmds [][]byte) ([]drained, bool) {
+	outs := make([]drained, len(cmds))
+	if len(cmds) == 1 {
+		res, err := n.commit(ctx, cmds[0])
+		if err != nil && !rejected(err) {
+			return nil, false
+		}
+		outs[0] = drained{res, err}
+		return outs, true
+	}
+	var index uint64
+	err := n.withLeader(ctx, func(leader string) error {
+		if leader == "" {
+			ps := make([]*pending[indexedResult], len(cmds))
+			for i, c := range cmds {
+				ps[i] = &pending[indexedResult]{ctx: ctx, cmd: c}
+			}
+			n.applyBatch(ps)
+			for i, p := range ps {
+				outs[i] = drained{p.out.Result, p.err}
+				index = max(index, p.out.index)
+			}
+		} else {
+			ps := make([]*pending[rpcResponse], len(cmds))
+			for i, c := range cmds {
+				ps[i] = &pending[rpcResponse]{ctx: ctx, cmd: c}
+			}
+			n.forwardBatch(leader)(ps)
+			for i, p := range ps {
+				if p.err != nil {
+					return p.err // a transport failure: the same for all
+				}
+				outs[i] = drained{meta.Result{ID: p.out.ID, Reference: p.out.Reference}, p.out.err()}
+				outs[i].res.Err = outs[i].err
+				index = max(index, p.out.Index)
+			}
+		}
+		if whole := wholeFailure(outs); whole != nil {
+			return whole
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false
+	}
+	if err := n.waitApplied(ctx, index); err != nil {
+		return nil, false
+	}
+	return outs, true
+}
+
+// wholeFailure reports the error that every outcome shares when none
+// applied: the batch failed or was refused as a whole, not command by
+// command.
+func wholeFailure(outs []drained) error {
+	first := outs[0].err
+	if first == nil {
+		return nil
+	}
+	for _, d := range outs[1:] {
+		if d.err == nil || d.err.Error() != first.Error() {
+			return nil
+		}
+	}
+	// Not wrapped: a refusal stops withLeader's retries (the caller then
+	// commits the head alone), a lost leadership still retries.
+	return first
 }
 
 // OutboxStats is the outbox's state for metrics and status.

@@ -91,10 +91,11 @@ func TestOutboxWithoutQuorum(t *testing.T) {
 	if _, err := a.db.Recording(rec.ID); !errors.Is(err, meta.ErrNotFound) {
 		t.Fatalf("the deferred recording is in the local metadata already: %v", err)
 	}
-	_, head, err := a.node.outbox.head()
-	if err != nil || head == nil {
+	_, heads, err := a.node.outbox.heads(1)
+	if err != nil || len(heads) != 1 {
 		t.Fatalf("outbox head: %v", err)
 	}
+	head := heads[0]
 
 	// The outbox survives a restart of the node itself.
 	a.node.Close()
@@ -130,7 +131,7 @@ func TestOutboxWithoutQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.node.outbox.push(head); err != nil {
+	if _, _, err := a.node.outbox.push(head, false); err != nil {
 		t.Fatal(err)
 	}
 	waitOutboxEmpty(t, a)
@@ -146,5 +147,72 @@ func TestOutboxWithoutQuorum(t *testing.T) {
 	}
 	if s := a.node.Outbox(); s.Drained != 3 || s.Rejected != 0 {
 		t.Fatalf("outbox stats after the replay %+v; want it drained as a duplicate, not refused", s)
+	}
+}
+
+// TestOutboxDrainsInBatches: 300 recordings made without a quorum (600
+// Commands: each one's create, then its seal) drain in order once the
+// cluster is whole, in batches, every recording sealed on every member.
+// With a queue left and a leader known, a new Command waits behind the
+// queue and gets its real result, not Deferred.
+func TestOutboxDrainsInBatches(t *testing.T) {
+	a := newMember(t)
+	a.open(t)
+	waitLeader(t, a)
+	b := joinMember(t, a)
+	c := joinMember(t, a)
+	waitLeader(t, a, b, c)
+	b.stop()
+	c.stop()
+	const n = 300
+	var recs []meta.Recording
+	for range n {
+		rec, create, seal := outboxRecording(t)
+		for _, cmd := range [][]byte{create, seal} {
+			if res, err := a.node.Commit(context.Background(), cmd); err != nil || !res.Deferred {
+				t.Fatalf("without quorum: %+v, %v", res, err)
+			}
+		}
+		recs = append(recs, rec)
+	}
+	if q := a.node.Outbox().Queued; q != 2*n {
+		t.Fatalf("queued %d, want %d", q, 2*n)
+	}
+	b.open(t)
+	c.open(t)
+	waitLeader(t, a, b, c)
+	start := time.Now()
+	waitOutboxEmpty(t, a)
+	t.Logf("%d queued commands committed in %v", 2*n, time.Since(start).Round(time.Millisecond))
+	converged(t, a, b, c)
+	for _, m := range []*member{a, b, c} {
+		for _, rec := range recs {
+			got, err := m.db.Recording(rec.ID)
+			if err != nil || got.Status != meta.StatusComplete {
+				t.Fatalf("on %s, %s: %s, %v; want sealed", m.node.ID(), rec.ID, got.Status, err)
+			}
+		}
+	}
+	if s := a.node.Outbox(); s.Drained != 2*n || s.Rejected != 0 {
+		t.Fatalf("outbox stats %+v", s)
+	}
+
+	// A queue while the cluster is whole (left by a restart, say): a new
+	// Command goes behind it and waits for its outcome.
+	_, filler, _ := outboxRecording(t)
+	wrapped, err := b.node.wrapOnce(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.node.outbox.push(wrapped, false); err != nil {
+		t.Fatal(err)
+	}
+	rec, create, _ := outboxRecording(t)
+	res, err := b.node.Commit(context.Background(), create)
+	if err != nil || res.Deferred || res.Reference == "" {
+		t.Fatalf("behind a draining queue: %+v, %v; want the committed result", res, err)
+	}
+	if _, err := b.db.Recording(rec.ID); err != nil {
+		t.Fatalf("not readable on the node that committed it: %v", err)
 	}
 }

@@ -66,7 +66,10 @@ func (p *pendingRecs) drop(id string) {
 func (s *Store) recording(id string) (meta.Recording, error) {
 	rec, err := s.meta.Recording(id)
 	if err == nil {
-		s.pending.drop(id)
+		if rec.Status != meta.StatusRecording {
+			// Sealed in the metadata: its queued Commands have committed.
+			s.pending.drop(id)
+		}
 		return rec, nil
 	}
 	if errors.Is(err, meta.ErrNotFound) {

@@ -300,6 +300,11 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 		Duration: f.DurationMs, Channels: f.Channels, Codecs: f.Codecs, Quality: f.Quality, DurationFlagged: f.DurationFlagged,
 	}
 	res, err := r.s.Apply(ctx, upd)
+	if err == nil && res.Deferred {
+		// Known as pending before it is no longer open, so Recover
+		// never takes it for a recording a crash left open.
+		r.s.pending.add(r.created)
+	}
 	r.s.forget(r, status != meta.StatusFailed)
 	if err != nil {
 		return meta.Recording{}, fmt.Errorf("commit sealed recording %s: %w", r.id, err)

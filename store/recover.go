@@ -43,8 +43,10 @@ func (s *Store) recover(ctx context.Context) error {
 		s.mu.Lock()
 		_, running := s.open[rec.ID]
 		s.mu.Unlock()
-		if running {
-			continue // being written now, not left open by a crash
+		if _, queued := s.pending.get(rec.ID); running || queued {
+			// Being written now, or sealed with its seal still in the
+			// cluster's outbox: not left open by a crash.
+			continue
 		}
 		if rec.Node != "" && s.cfg.Node != "" && rec.Node != s.cfg.Node {
 			// In a cluster, another node is writing this recording: our
