@@ -215,9 +215,9 @@ func TestClusterRollingRestart(t *testing.T) {
 			cl.home, len(got), cl.fails, cl.longest.Round(time.Millisecond), at)
 	}
 	t.Logf("when the uploads stopped: %s", c.outboxes())
-	ev, err := c.tryEverywhere(all, 3*time.Minute)
+	ev, err := c.tryEverywhere(all, 90*time.Second)
 	if err != nil {
-		c.skipIfOutboxRunaway("not every 201 was everywhere within 3 min")
+		c.skipIfOutboxRunaway("not every 201 was everywhere within 90 s")
 		t.Fatal(err)
 	}
 	took := ev.all
