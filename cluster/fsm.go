@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/callvault/callvault/store/meta"
 	"github.com/hashicorp/raft"
@@ -19,6 +20,10 @@ type fsm struct {
 	// seal or delete a recording, or a membership change.
 	kick  chan struct{}
 	dirty *dirtySet
+	// done is the last raft index the FSM has finished with, commands and
+	// configuration entries alike: raft's own AppliedIndex moves when it
+	// hands entries over, before they are applied (waitApplied).
+	done atomic.Uint64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -37,6 +42,19 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	)
 	// After the batch is applied, so the copier reads the new state.
 	defer func() { f.note(touched, members) }()
+	if len(logs) > 0 {
+		last := logs[len(logs)-1].Index
+		defer func() {
+			// A failed transaction answered every command with its error
+			// and applied nothing: not done.
+			for _, v := range out {
+				if _, failed := v.(error); failed {
+					return
+				}
+			}
+			f.done.Store(last)
+		}()
+	}
 	for i, l := range logs {
 		members = members || l.Type == raft.LogConfiguration
 		if l.Type == raft.LogCommand {
@@ -79,8 +97,15 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return f.db.Restore(rc, f.db.SnapshotDir())
+	if err := f.db.Restore(rc, f.db.SnapshotDir()); err != nil {
+		return err
+	}
+	if i, err := f.db.AppliedIndex(); err == nil {
+		f.done.Store(i)
+	}
+	return nil
 }
+
 
 type fsmSnapshot struct{ s *meta.Snapshot }
 

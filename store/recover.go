@@ -56,6 +56,12 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		if rec.Source == meta.SourceUpload {
 			if err := s.discardUpload(ctx, rec); err != nil {
+				if refusedNow(err) {
+					// A cluster sealed (or removed) it meanwhile and this
+					// node had not applied that yet: the cluster is right.
+					s.log.Warn("cut-off upload is no longer open in the cluster; kept", "id", rec.ID, "err", err)
+					continue
+				}
 				return err
 			}
 			continue
@@ -77,6 +83,10 @@ func (s *Store) recover(ctx context.Context) error {
 			}
 		}
 		if _, err := s.Apply(ctx, upd); err != nil {
+			if refusedNow(err) {
+				s.log.Warn("recording left open is no longer open in the cluster", "id", rec.ID, "err", err)
+				continue
+			}
 			return err
 		}
 		if h := s.audioHash(ctx, rec.ID); h != "" {
@@ -92,6 +102,12 @@ func (s *Store) recover(ctx context.Context) error {
 			"dropped_bytes", res.DroppedBytes, "already_complete", res.AlreadyComplete)
 	}
 	return nil
+}
+
+// refusedNow reports whether the metadata refused a recovery's Command:
+// in a cluster, this node's copy of the metadata was behind.
+func refusedNow(err error) bool {
+	return errors.Is(err, meta.ErrInvalid) || errors.Is(err, meta.ErrNotFound) || errors.Is(err, meta.ErrDeleted)
 }
 
 // Recover runs the crash recovery that Config.DeferRecovery postponed (see
