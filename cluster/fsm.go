@@ -106,7 +106,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-
 type fsmSnapshot struct{ s *meta.Snapshot }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
