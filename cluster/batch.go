@@ -359,8 +359,8 @@ func appendRecordings(touched []string, cmd []byte) []string {
 		}
 		return touched
 	}
-	var b meta.Batch
-	if json.Unmarshal(cmd[1:], &b) != nil {
+	b, err := meta.DecodeBatch(cmd)
+	if err != nil {
 		return touched
 	}
 	for _, c := range b.Cmds {

@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,7 +68,10 @@ func BenchmarkCommit(b *testing.B) {
 			waitLeader(b, ms...)
 			var seq, next atomic.Int64
 			b.ReportAllocs()
-			b.SetParallelism(32) // × GOMAXPROCS (2) = 64 writers
+			// 64 writers by default (32 × GOMAXPROCS 2); CALLVAULT_BENCH_WRITERS
+			// sets another count (rounded to a multiple of GOMAXPROCS): more
+			// concurrent uploads, larger raft batches.
+			b.SetParallelism(benchWriters() / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
@@ -106,4 +112,11 @@ func BenchmarkCommit(b *testing.B) {
 func benchMember(b *testing.B) *member {
 	ln := freeAddr(b)
 	return &member{dir: b.TempDir(), addr: ln}
+}
+
+func benchWriters() int {
+	if n, err := strconv.Atoi(os.Getenv("CALLVAULT_BENCH_WRITERS")); err == nil && n >= runtime.GOMAXPROCS(0) {
+		return n
+	}
+	return 64
 }

@@ -146,8 +146,8 @@ func recordingOf(cmd []byte) string {
 	case meta.TypeOnce:
 		// Recording Commands travel wrapped (outbox.go); Apply refuses a
 		// Once inside a Once, so this recursion is one level deep.
-		var o meta.Once
-		if json.Unmarshal(cmd[1:], &o) != nil || len(o.Cmd) == 0 || meta.CommandType(o.Cmd[0]) == meta.TypeOnce {
+		o, err := meta.DecodeOnce(cmd)
+		if err != nil || len(o.Cmd) == 0 || meta.CommandType(o.Cmd[0]) == meta.TypeOnce {
 			return ""
 		}
 		return recordingOf(o.Cmd)

@@ -89,12 +89,16 @@ type Result struct {
 	Batch []Result
 }
 
-// Encode returns the wire form of cmd: [type byte][JSON payload].
+// Encode returns the wire form of cmd: [type byte][JSON payload], or for
+// the commands that carry others (Once, Batch) their own framing (frame.go).
 // encoding/json writes struct fields in declaration order and map keys
 // sorted, so the same command always encodes to the same bytes.
 func Encode(cmd Command) ([]byte, error) {
 	if cmd == nil {
 		return nil, fmt.Errorf("%w: nil command", ErrInvalid)
+	}
+	if f, ok := cmd.(framed); ok {
+		return f.appendFrame([]byte{byte(cmd.commandType())})
 	}
 	payload, err := json.Marshal(cmd)
 	if err != nil {
@@ -139,8 +143,8 @@ func newHandlerTable() [256]handler {
 	h[TypeAppendAudits] = handle[AppendAudits]()
 	h[TypeAddReplica] = handle[AddReplica]()
 	h[TypeRecomputeRetention] = handle[RecomputeRetention]()
-	h[TypeOnce] = handle[Once]()
-	h[TypeBatch] = handle[Batch]()
+	h[TypeOnce] = frameHandler[Once](decodeOnce)
+	h[TypeBatch] = frameHandler[Batch](decodeBatch)
 	registerRecordingHandlers(&h)
 	return h
 }
