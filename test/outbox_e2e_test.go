@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,8 +15,9 @@ import (
 // TestMinorityKeepsRecording: three real processes; the two others are
 // frozen (SIGSTOP: to the third they are a partition, their sockets accept
 // but nothing answers). The node left alone has no quorum, yet keeps
-// answering uploads with 201: their audio is on its disk and their
-// metadata waits in its durable outbox. Thawed, the cluster is whole
+// answering uploads with 201 and recording the calls of a capture
+// imported through it: their audio is on its disk and their metadata
+// waits in its durable outbox. Thawed, the cluster is whole
 // again: every one of those uploads is found on every node exactly once
 // (searched by its Call-ID), plays the same audio everywhere, and its file
 // is on all three data directories.
@@ -63,6 +65,29 @@ func TestMinorityKeepsRecording(t *testing.T) {
 		t.Logf("upload %d without quorum: 201 after %v", i, time.Since(start).Round(time.Millisecond))
 		ids[callID] = id
 	}
+	// It keeps capturing too: a capture imported through it while it is
+	// cut off becomes a recording like the uploads.
+	pcap, err := filepath.Abs(filepath.Join("testdata", "capture", "SIP_DTMF2.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imported struct {
+		Calls []struct {
+			CallID      string `json:"callId"`
+			RecordingID string `json:"recordingId"`
+			Status      string `json:"status"`
+		} `json:"calls"`
+	}
+	out := c.cli("import", "--server", "http://"+alone.http, "--json", pcap)
+	if err := json.Unmarshal([]byte(out), &imported); err != nil || len(imported.Calls) == 0 {
+		t.Fatalf("import without quorum: %v\n%s", err, out)
+	}
+	for _, call := range imported.Calls {
+		if call.Status != "complete" || call.RecordingID == "" {
+			t.Fatalf("captured call without quorum: %+v", call)
+		}
+		ids[call.CallID] = call.RecordingID
+	}
 	metrics := c.metric(alone, "callvault_cluster_outbox_queued")
 	if metrics < 2*uploads {
 		t.Fatalf("callvault_cluster_outbox_queued = %v, want at least %d (create and seal of each upload)", metrics, 2*uploads)
@@ -82,7 +107,7 @@ func TestMinorityKeepsRecording(t *testing.T) {
 	for callID, id := range ids {
 		c.waitFileEverywhere(id, 30*time.Second)
 		for _, n := range c.nodes {
-			if got := c.searchCount(n, callID); got != 1 {
+			if got := len(c.searchCallID(n, callID)); got != 1 {
 				t.Fatalf("node %s finds %d recordings for %s, want exactly 1", n.http, got, callID)
 			}
 		}
@@ -109,26 +134,6 @@ func firstValue(m map[string]string) string {
 		return v
 	}
 	return ""
-}
-
-// searchCount is how many recordings n's search API finds for callID,
-// after the latest commit.
-func (c *clusterEnv) searchCount(n *clusterNode, callID string) int {
-	c.t.Helper()
-	if code, body, err := c.req(http.MethodGet, "http://"+n.http+"/api/v1/cluster/wait", nil, ""); err != nil || code != 200 {
-		c.t.Fatalf("wait on %s: %d %s %v", n.http, code, body, err)
-	}
-	code, body, err := c.req(http.MethodGet, "http://"+n.http+"/api/v1/recordings?callId="+callID, nil, "")
-	if err != nil || code != 200 {
-		c.t.Fatalf("search on %s: %d %s %v", n.http, code, body, err)
-	}
-	var page struct {
-		Recordings []json.RawMessage `json:"recordings"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		c.t.Fatalf("search on %s: %v\n%s", n.http, err, body)
-	}
-	return len(page.Recordings)
 }
 
 // metric reads one unlabelled value from n's /metrics.
