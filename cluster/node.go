@@ -359,7 +359,7 @@ func (n *Node) commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 			res = r
 			return err
 		}
-		resp, err := n.forward(ctx, leader, cmd)
+		resp, err := n.forwardWatched(ctx, leader, cmd)
 		if err != nil {
 			return err
 		}
@@ -377,6 +377,43 @@ func (n *Node) commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 		return nil
 	})
 	return res, err
+}
+
+// errLeaderMoved: this node learned of another leader while a forward to
+// the old one was in flight.
+var errLeaderMoved = errors.New("cluster: the leader changed during the forward")
+
+// forwardWatched forwards cmd to the leader at addr, and gives up on it as
+// soon as this node learns of a different leader: a leader cut off from
+// the rest never answers, and the forward would otherwise hold the caller
+// until its deadline although a new leader exists a second or two later
+// (the netns partition test). The error is then ErrNotLeader, so
+// withLeader tries the new one. If the old leader did append the Command,
+// it cannot commit it without the majority; Commands describing recordings
+// carry a meta.Once key besides.
+func (n *Node) forwardWatched(ctx context.Context, addr string, cmd []byte) (rpcResponse, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-actx.Done():
+				return
+			case <-t.C:
+				if now, _ := n.raft.LeaderWithID(); now != "" && string(now) != addr {
+					cancel(errLeaderMoved)
+					return
+				}
+			}
+		}
+	}()
+	resp, err := n.forward(actx, addr, cmd)
+	if err != nil && errors.Is(context.Cause(actx), errLeaderMoved) && ctx.Err() == nil {
+		return resp, fmt.Errorf("%w: %w (was %s)", ErrNotLeader, errLeaderMoved, addr)
+	}
+	return resp, err
 }
 
 // waitApplied waits until this node has applied index.

@@ -171,6 +171,13 @@ func (r *Replicator) Stats() FileStats {
 		Copied: r.copied.Load(), Failed: r.failed.Load(), Bytes: r.bytes.Load(), Passes: r.passes.Load()}
 }
 
+// maxRetryWait caps the wait before failed copies are tried again. The
+// usual failure is a holder that is down; once it is back, its files
+// should follow within seconds (a cap of cluster.replicas' Interval, 30 s,
+// left a restarted node's files 13-17 s behind its metadata), and a copy
+// from a holder still down fails at once (connection refused).
+const maxRetryWait = 2 * time.Second
+
 func (r *Replicator) loop(ctx context.Context) {
 	defer close(r.done)
 	if n, err := r.fs.DropPartialReplicas(); err != nil {
@@ -216,7 +223,7 @@ func (r *Replicator) loop(ctx context.Context) {
 		}
 		if len(retry) > 0 {
 			wait = min(wait, backoff)
-			backoff = min(2*backoff, r.cfg.Interval)
+			backoff = min(2*backoff, r.cfg.Interval, maxRetryWait)
 		} else {
 			backoff = time.Second
 		}

@@ -98,6 +98,10 @@ func (p *pool) callRaw(ctx context.Context, addr string, op byte, body []byte) (
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(to))
+	// A caller that gives up (a forward to a leader that was replaced)
+	// ends the wait at once, not at the deadline.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
 	req := make([]byte, 0, 1+len(body))
 	req = append(append(req, op), body...)
 	var b []byte
