@@ -35,6 +35,18 @@ func outboxRecording(t *testing.T) (meta.Recording, []byte, []byte) {
 	return rec, create, seal
 }
 
+// threeMembers forms a cluster of three members; a created it.
+func threeMembers(t *testing.T) (a, b, c *member) {
+	t.Helper()
+	a = newMember(t)
+	a.open(t)
+	waitLeader(t, a)
+	b = joinMember(t, a)
+	c = joinMember(t, a)
+	waitLeader(t, a, b, c)
+	return a, b, c
+}
+
 func waitOutboxEmpty(t *testing.T, m *member) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -52,12 +64,7 @@ func waitOutboxEmpty(t *testing.T, m *member) {
 // once the peers are back every member has the recording exactly once,
 // sealed; a replay of an already committed Command changes nothing.
 func TestOutboxWithoutQuorum(t *testing.T) {
-	a := newMember(t)
-	a.open(t)
-	waitLeader(t, a)
-	b := joinMember(t, a)
-	c := joinMember(t, a)
-	waitLeader(t, a, b, c)
+	a, b, c := threeMembers(t)
 
 	// Only a is left: no quorum.
 	b.stop()
@@ -156,12 +163,7 @@ func TestOutboxWithoutQuorum(t *testing.T) {
 // With a queue left and a leader known, a new Command waits behind the
 // queue and gets its real result, not Deferred.
 func TestOutboxDrainsInBatches(t *testing.T) {
-	a := newMember(t)
-	a.open(t)
-	waitLeader(t, a)
-	b := joinMember(t, a)
-	c := joinMember(t, a)
-	waitLeader(t, a, b, c)
+	a, b, c := threeMembers(t)
 	b.stop()
 	c.stop()
 	const n = 300

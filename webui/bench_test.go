@@ -29,27 +29,13 @@ import (
 // (store-vs-plain-ratio). The three run in one loop in rotating order, so
 // a noisy neighbour slows all of them alike.
 func BenchmarkUpload100MB(b *testing.B) {
-	e := newEnv(b, nil)
-	e.addUser("admin", meta.RoleAdmin)
-	const size = 100 << 20
-	wav := pcmWAV(8000, 1, (size-44)/2)
-	for i := 44; i+1 < size; i += 2 {
-		binary.LittleEndian.PutUint16(wav[i:], uint16(i*7))
-	}
-	js := metaJSON("admin", e.clock.Now().Add(-time.Hour), "PT6553.5S", "")
-	body, ct := uploadBody(b, js, "big.wav", "audio/wave", []byte{})
-	// Split the framing around the (empty) attachment, so each request
-	// streams the 100 MB from memory without building a 100 MB body copy.
-	raw := body.Bytes()
-	cut := bytes.LastIndex(raw, []byte("\r\n--"))
-	prefix, suffix := raw[:cut], raw[cut:]
-	plain := filepath.Join(e.dir, "plain.bin")
+	e, wav, prefix, suffix, ct, plain := upload100MB(b)
 
 	var upload, base, direct time.Duration
 	viaHandler := func() string {
 		req := httptest.NewRequest(http.MethodPost, imagicle, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(wav), bytes.NewReader(suffix)))
 		req.Header.Set("Content-Type", ct)
-		req.ContentLength = int64(len(prefix) + size + len(suffix))
+		req.ContentLength = int64(len(prefix) + uploadBenchSize + len(suffix))
 		req.SetBasicAuth("admin", testPassword)
 		rec := httptest.NewRecorder()
 		e.h.ServeHTTP(rec, req)
@@ -66,8 +52,8 @@ func BenchmarkUpload100MB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for off := 0; off < size; off += 64 << 10 {
-			if _, err := uw.Write(wav[off:min(off+64<<10, size)]); err != nil {
+		for off := 0; off < uploadBenchSize; off += 64 << 10 {
+			if _, err := uw.Write(wav[off:min(off+64<<10, uploadBenchSize)]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -76,7 +62,7 @@ func BenchmarkUpload100MB(b *testing.B) {
 		}
 		return uw.ID()
 	}
-	b.SetBytes(size)
+	b.SetBytes(uploadBenchSize)
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
@@ -109,7 +95,7 @@ func BenchmarkUpload100MB(b *testing.B) {
 		b.StartTimer()
 	}
 	n := float64(b.N)
-	mb := float64(size) / (1 << 20)
+	mb := float64(uploadBenchSize) / (1 << 20)
 	b.ReportMetric(mb*n/upload.Seconds(), "upload-MB/s")
 	b.ReportMetric(mb*n/base.Seconds(), "plain-MB/s")
 	b.ReportMetric(mb*n/direct.Seconds(), "store-MB/s")
@@ -192,4 +178,25 @@ func BenchmarkSearchAPI(b *testing.B) {
 			}
 		}
 	})
+}
+
+// uploadBenchSize is the upload benchmarks' WAV: 100 MB.
+const uploadBenchSize = 100 << 20
+
+// upload100MB prepares the 100 MB upload benchmarks: an environment with
+// an admin, the WAV, the multipart framing split around the (empty)
+// attachment, so each request streams the 100 MB from memory without
+// building a 100 MB body copy, its content type, and the plain file's path.
+func upload100MB(b *testing.B) (e *testEnv, wav, prefix, suffix []byte, ct, plain string) {
+	e = newEnv(b, nil)
+	e.addUser("admin", meta.RoleAdmin)
+	wav = pcmWAV(8000, 1, (uploadBenchSize-44)/2)
+	for i := 44; i+1 < uploadBenchSize; i += 2 {
+		binary.LittleEndian.PutUint16(wav[i:], uint16(i*7))
+	}
+	js := metaJSON("admin", e.clock.Now().Add(-time.Hour), "PT6553.5S", "")
+	body, ct := uploadBody(b, js, "big.wav", "audio/wave", []byte{})
+	raw := body.Bytes()
+	cut := bytes.LastIndex(raw, []byte("\r\n--"))
+	return e, wav, raw[:cut], raw[cut:], ct, filepath.Join(e.dir, "plain.bin")
 }

@@ -3,17 +3,13 @@ package webui
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/callvault/callvault/store/meta"
 )
 
 // cpuTime is the CPU (user + system) this process has used so far, every
@@ -34,24 +30,12 @@ func cpuTime(b *testing.B) time.Duration {
 // throughput ratio whatever the load; wall time under load measures the
 // scheduler as much as the code.
 func BenchmarkUploadCPU100MB(b *testing.B) {
-	e := newEnv(b, nil)
-	e.addUser("admin", meta.RoleAdmin)
-	const size = 100 << 20
-	wav := pcmWAV(8000, 1, (size-44)/2)
-	for i := 44; i+1 < size; i += 2 {
-		binary.LittleEndian.PutUint16(wav[i:], uint16(i*7))
-	}
-	js := metaJSON("admin", e.clock.Now().Add(-time.Hour), "PT6553.5S", "")
-	body, ct := uploadBody(b, js, "big.wav", "audio/wave", []byte{})
-	raw := body.Bytes()
-	cut := bytes.LastIndex(raw, []byte("\r\n--"))
-	prefix, suffix := raw[:cut], raw[cut:]
-	plain := filepath.Join(e.dir, "plain.bin")
+	e, wav, prefix, suffix, ct, plain := upload100MB(b)
 
 	upload := func() string {
 		req := httptest.NewRequest(http.MethodPost, imagicle, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(wav), bytes.NewReader(suffix)))
 		req.Header.Set("Content-Type", ct)
-		req.ContentLength = int64(len(prefix) + size + len(suffix))
+		req.ContentLength = int64(len(prefix) + uploadBenchSize + len(suffix))
 		req.SetBasicAuth("admin", testPassword)
 		rec := httptest.NewRecorder()
 		e.h.ServeHTTP(rec, req)
@@ -70,7 +54,7 @@ func BenchmarkUploadCPU100MB(b *testing.B) {
 	}
 
 	var uploadCPU, plainCPU time.Duration
-	b.SetBytes(size)
+	b.SetBytes(uploadBenchSize)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
