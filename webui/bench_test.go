@@ -29,23 +29,9 @@ import (
 // (store-vs-plain-ratio). The three run in one loop in rotating order, so
 // a noisy neighbour slows all of them alike.
 func BenchmarkUpload100MB(b *testing.B) {
-	e, wav, prefix, suffix, ct, plain := upload100MB(b)
+	e, wav, viaHandler, plain := upload100MB(b)
 
 	var upload, base, direct time.Duration
-	viaHandler := func() string {
-		req := httptest.NewRequest(http.MethodPost, imagicle, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(wav), bytes.NewReader(suffix)))
-		req.Header.Set("Content-Type", ct)
-		req.ContentLength = int64(len(prefix) + uploadBenchSize + len(suffix))
-		req.SetBasicAuth("admin", testPassword)
-		rec := httptest.NewRecorder()
-		e.h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusCreated {
-			b.Fatalf("%d %s", rec.Code, rec.Body)
-		}
-		var out struct{ ID string }
-		response{code: rec.Code, body: rec.Body.Bytes()}.json(b, &out)
-		return out.ID
-	}
 	viaStore := func() string {
 		uw, err := e.srv.data.Recordings.CreateUpload(context.Background(), meta.Recording{
 			Start: e.clock.Now().Add(-time.Hour), Direction: meta.DirIncoming, Source: meta.SourceUpload, File: meta.FileInfo{Format: meta.FormatWAV}})
@@ -184,10 +170,11 @@ func BenchmarkSearchAPI(b *testing.B) {
 const uploadBenchSize = 100 << 20
 
 // upload100MB prepares the 100 MB upload benchmarks: an environment with
-// an admin, the WAV, the multipart framing split around the (empty)
-// attachment, so each request streams the 100 MB from memory without
-// building a 100 MB body copy, its content type, and the plain file's path.
-func upload100MB(b *testing.B) (e *testEnv, wav, prefix, suffix []byte, ct, plain string) {
+// an admin, the WAV, a function that uploads it through the handler (the
+// multipart framing is split around an empty attachment, so each request
+// streams the 100 MB from memory without a 100 MB body copy) and returns
+// the new recording's ID, and the plain file's path.
+func upload100MB(b *testing.B) (e *testEnv, wav []byte, upload func() string, plain string) {
 	e = newEnv(b, nil)
 	e.addUser("admin", meta.RoleAdmin)
 	wav = pcmWAV(8000, 1, (uploadBenchSize-44)/2)
@@ -198,5 +185,20 @@ func upload100MB(b *testing.B) (e *testEnv, wav, prefix, suffix []byte, ct, plai
 	body, ct := uploadBody(b, js, "big.wav", "audio/wave", []byte{})
 	raw := body.Bytes()
 	cut := bytes.LastIndex(raw, []byte("\r\n--"))
-	return e, wav, raw[:cut], raw[cut:], ct, filepath.Join(e.dir, "plain.bin")
+	prefix, suffix := raw[:cut], raw[cut:]
+	upload = func() string {
+		req := httptest.NewRequest(http.MethodPost, imagicle, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(wav), bytes.NewReader(suffix)))
+		req.Header.Set("Content-Type", ct)
+		req.ContentLength = int64(len(prefix) + uploadBenchSize + len(suffix))
+		req.SetBasicAuth("admin", testPassword)
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		var out struct{ ID string }
+		response{code: rec.Code, body: rec.Body.Bytes()}.json(b, &out)
+		return out.ID
+	}
+	return e, wav, upload, filepath.Join(e.dir, "plain.bin")
 }

@@ -1,11 +1,7 @@
 package webui
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"syscall"
 	"testing"
@@ -30,22 +26,7 @@ func cpuTime(b *testing.B) time.Duration {
 // throughput ratio whatever the load; wall time under load measures the
 // scheduler as much as the code.
 func BenchmarkUploadCPU100MB(b *testing.B) {
-	e, wav, prefix, suffix, ct, plain := upload100MB(b)
-
-	upload := func() string {
-		req := httptest.NewRequest(http.MethodPost, imagicle, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(wav), bytes.NewReader(suffix)))
-		req.Header.Set("Content-Type", ct)
-		req.ContentLength = int64(len(prefix) + uploadBenchSize + len(suffix))
-		req.SetBasicAuth("admin", testPassword)
-		rec := httptest.NewRecorder()
-		e.h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusCreated {
-			b.Fatalf("%d %s", rec.Code, rec.Body)
-		}
-		var out struct{ ID string }
-		response{code: rec.Code, body: rec.Body.Bytes()}.json(b, &out)
-		return out.ID
-	}
+	e, wav, upload, plain := upload100MB(b)
 	// One upload first, so the password check's cache is warm and argon2id
 	// (about 0.1 s of CPU) is not counted, as for an integrator that
 	// uploads all day.
