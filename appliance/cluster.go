@@ -95,9 +95,13 @@ func startCluster(ctx context.Context, cfg Config, st *store.Store, joined bool,
 	// With Commands still in the outbox it waits for the outbox to drain
 	// (OnOutboxDrained): a recording whose seal is queued there would look
 	// left open.
-	if q := n.Outbox().Queued; q > 0 {
+	switch q := n.Outbox().Queued; {
+	case joined:
+		// A node that just joined has recorded nothing yet; it is not a
+		// voter either, so no leader would answer the wait below.
+	case q > 0:
 		log.Info("recovery of recordings left open waits for the outbox to drain", "queued", q)
-	} else {
+	default:
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := n.WaitCommitted(wctx); err != nil {
 			log.Warn("recovering recordings left open before catching up with the cluster", "err", err)

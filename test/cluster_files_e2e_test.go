@@ -53,7 +53,7 @@ func newThreeNodes(t *testing.T, c *clusterEnv) {
 		tok := strings.TrimSpace(c.cli("cluster", "token", "--server", "http://"+c.nodes[0].http))
 		c.start(n, "--join", "http://"+c.nodes[0].http, "--join-token", tok)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // -race in CI is slow to settle
 	for {
 		st := c.status(c.nodes[0])
 		voters := 0
