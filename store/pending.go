@@ -35,6 +35,16 @@ func (p *pendingRecs) add(rec meta.Recording) {
 	if _, ok := p.m[rec.ID]; !ok {
 		p.order = append(p.order, rec.ID)
 	}
+	if len(p.order) > 2*len(p.m)+1024 {
+		// Dropped IDs linger in order; keep only the live ones.
+		live := p.order[:0]
+		for _, id := range p.order {
+			if _, ok := p.m[id]; ok {
+				live = append(live, id)
+			}
+		}
+		p.order = live
+	}
 	p.m[rec.ID] = rec
 	for len(p.m) > maxPending && len(p.order) > 0 {
 		delete(p.m, p.order[0])
