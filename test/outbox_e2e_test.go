@@ -103,7 +103,6 @@ func TestMinorityKeepsRecording(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("outbox drained %v after the thaw", time.Since(healed).Round(time.Millisecond))
-	want := c.audio(alone, firstValue(ids))
 	for callID, id := range ids {
 		c.waitFileEverywhere(id, 30*time.Second)
 		for _, n := range c.nodes {
@@ -113,9 +112,12 @@ func TestMinorityKeepsRecording(t *testing.T) {
 		}
 	}
 	t.Logf("every upload on every node once, files everywhere, %v after the thaw", time.Since(healed).Round(time.Millisecond))
-	for _, n := range frozen {
-		if got := c.audio(n, firstValue(ids)); string(got) != string(want) {
-			t.Fatalf("node %s plays %d bytes, the minority node %d", n.http, len(got), len(want))
+	for callID, id := range ids {
+		want := c.audio(alone, id)
+		for _, n := range frozen {
+			if got := c.audio(n, id); string(got) != string(want) {
+				t.Fatalf("node %s plays %d bytes of %s (%s), the minority node %d", n.http, len(got), id, callID, len(want))
+			}
 		}
 	}
 }
@@ -129,12 +131,6 @@ func leads(st statusJSON, n *clusterNode) bool {
 	return false
 }
 
-func firstValue(m map[string]string) string {
-	for _, v := range m {
-		return v
-	}
-	return ""
-}
 
 // metric reads one unlabelled value from n's /metrics.
 func (c *clusterEnv) metric(n *clusterNode, name string) float64 {
