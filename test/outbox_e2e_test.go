@@ -131,7 +131,6 @@ func leads(st statusJSON, n *clusterNode) bool {
 	return false
 }
 
-
 // metric reads one unlabelled value from n's /metrics.
 func (c *clusterEnv) metric(n *clusterNode, name string) float64 {
 	c.t.Helper()
