@@ -104,6 +104,7 @@ func (u *upload) Seal(ctx context.Context, f webui.UploadFinal) error {
 	u.sealed = true
 	_, err := u.r.Close(ctx, store.Final{
 		DurationMs: &f.DurationMs, Channels: &f.Channels, Codecs: f.Codecs, DurationFlagged: &f.DurationFlagged,
+		Audit: f.Audit,
 	})
 	return err
 }

@@ -338,7 +338,7 @@ func (n *Node) commitBatchRPC(body []byte) batchResponse {
 	}
 	out := batchResponse{Index: res.index, Results: make([]rpcResponse, len(res.Batch))}
 	for i, r := range res.Batch {
-		out.Results[i] = rpcResponse{ID: r.ID, Reference: r.Reference}
+		out.Results[i] = rpcResponse{ID: r.ID, Reference: r.Reference, AuditSeq: r.AuditSeq}
 		if r.Err != nil {
 			out.Results[i].Error, out.Results[i].Kind = r.Err.Error(), errorKind(r.Err)
 		}

@@ -363,7 +363,7 @@ func (n *Node) commit(ctx context.Context, cmd []byte) (meta.Result, error) {
 		if err != nil {
 			return err
 		}
-		res = meta.Result{ID: resp.ID, Reference: resp.Reference}
+		res = meta.Result{ID: resp.ID, Reference: resp.Reference, AuditSeq: resp.AuditSeq}
 		// Read your own writes: the caller reads the local database next
 		// (the upload handler opens the recording it just created), so
 		// return once this node has applied the entry too.

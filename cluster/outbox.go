@@ -368,7 +368,7 @@ func (n *Node) commitInOrder(ctx context.Context, cmds [][]byte) ([]drained, boo
 				if p.err != nil {
 					return p.err // a transport failure: the same for all
 				}
-				outs[i] = drained{meta.Result{ID: p.out.ID, Reference: p.out.Reference}, p.out.err()}
+				outs[i] = drained{meta.Result{ID: p.out.ID, Reference: p.out.Reference, AuditSeq: p.out.AuditSeq}, p.out.err()}
 				outs[i].res.Err = outs[i].err
 				index = max(index, p.out.Index)
 			}

@@ -157,10 +157,10 @@ func (n *Node) handleRPC(peer string, b []byte) rpcResponse {
 		res, idx, err := n.applyIndexed(ctx, body)
 		if err != nil {
 			r := errResponse(err)
-			r.ID, r.Reference, r.Index = res.ID, res.Reference, idx
+			r.ID, r.Reference, r.AuditSeq, r.Index = res.ID, res.Reference, res.AuditSeq, idx
 			return r
 		}
-		return rpcResponse{ID: res.ID, Reference: res.Reference, Index: idx}
+		return rpcResponse{ID: res.ID, Reference: res.Reference, AuditSeq: res.AuditSeq, Index: idx}
 	case opCommitIndex:
 		if n.raft.State() != raft.Leader {
 			return errResponse(ErrNotLeader)

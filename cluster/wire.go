@@ -72,6 +72,7 @@ type memberRequest struct {
 type rpcResponse struct {
 	ID        string          `json:"id,omitempty"`
 	Reference string          `json:"reference,omitempty"`
+	AuditSeq  uint64          `json:"auditSeq,omitempty"`
 	Index     uint64          `json:"index,omitempty"`
 	Status    json.RawMessage `json:"status,omitempty"`
 	Error     string          `json:"error,omitempty"`

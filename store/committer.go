@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/callvault/callvault/store/meta"
 )
@@ -41,9 +42,9 @@ func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error
 	if err == nil {
 		switch c := cmd.(type) {
 		case *meta.AppendAudit:
-			s.checkpointAfter(ctx, res, 1)
+			s.checkpointAfter(ctx, auditSeq(res), 1)
 		case *meta.AppendAudits:
-			s.checkpointAfter(ctx, res, len(c.Entries))
+			s.checkpointAfter(ctx, auditSeq(res), len(c.Entries))
 		case *meta.DiscardRecording:
 			s.removeSignalling(discarded) // its key is gone with the metadata
 		}
@@ -53,3 +54,10 @@ func (s *Store) Apply(ctx context.Context, cmd meta.Command) (meta.Result, error
 
 // SetCommitter replaces the Committer (the cluster does this before serving).
 func (s *Store) SetCommitter(c Committer) { s.committer = c }
+
+// auditSeq is the number of the audit entry an AppendAudit(s) appended
+// last, which its Result carries as the ID; 0 if none.
+func auditSeq(res meta.Result) uint64 {
+	seq, _ := strconv.ParseUint(res.ID, 10, 64)
+	return seq
+}

@@ -50,6 +50,11 @@ type Final struct {
 	Codecs          []string
 	Quality         []meta.ChannelQuality
 	DurationFlagged *bool
+	// Audit entries the caller wants committed with the seal, after the
+	// store's own seal entry, in the same transaction (an upload's "who
+	// uploaded it": one commit instead of one each, and never a sealed
+	// upload without its entry).
+	Audit []meta.AuditEntry
 }
 
 // CreateOption adjusts one recording's writer.
@@ -295,9 +300,11 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 		// Cut back to its last good chunk: hash what was kept.
 		audioHash = r.s.audioHash(ctx, r.id)
 	}
+	sealHash := hex.EncodeToString(sum[:])
 	upd := &meta.UpdateRecording{
-		ID: r.id, Status: status, Size: &size, SealHash: hex.EncodeToString(sum[:]), AudioHash: audioHash,
+		ID: r.id, Status: status, Size: &size, SealHash: sealHash, AudioHash: audioHash,
 		Duration: f.DurationMs, Channels: f.Channels, Codecs: f.Codecs, Quality: f.Quality, DurationFlagged: f.DurationFlagged,
+		Audit: append([]meta.AuditEntry{r.s.sealEntry(r.id, r.created.Tenant, status, audioHash, sealHash, size)}, f.Audit...),
 	}
 	res, err := r.s.Apply(ctx, upd)
 	if err == nil && res.Deferred {
@@ -323,7 +330,7 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	} else if rec, err = r.s.meta.Recording(r.id); err != nil {
 		return meta.Recording{}, err
 	}
-	r.s.auditSeal(ctx, rec)
+	r.s.checkpointAfter(ctx, res.AuditSeq, len(upd.Audit))
 	if werr != nil {
 		return rec, fmt.Errorf("recording %s kept up to its last good chunk (%d bytes): %w", r.id, size, werr)
 	}
@@ -423,11 +430,16 @@ func (s *Store) audioHash(ctx context.Context, id string) string {
 // auditSeal writes the seal of a recording into the audit chain: its audio
 // hash, its file's hash and size, fixed from now on.
 func (s *Store) auditSeal(ctx context.Context, rec meta.Recording) {
-	entry := meta.AuditEntry{Time: s.cfg.Now().UTC(), Actor: "system:store", Tenant: rec.Tenant, Action: meta.AuditSeal,
-		Recording: rec.ID, Detail: fmt.Sprintf("%s; audio sha256 %s; seal hash %s; %d bytes", rec.Status, orUnknown(rec.File.AudioSHA256), rec.File.SHA256, rec.Size)}
+	entry := s.sealEntry(rec.ID, rec.Tenant, rec.Status, rec.File.AudioSHA256, rec.File.SHA256, rec.Size)
 	if _, err := s.Apply(ctx, &meta.AppendAudit{Entry: entry}); err != nil {
 		s.log.Error("audit entry of a seal", "id", rec.ID, "err", err)
 	}
+}
+
+// sealEntry is the audit entry of a seal.
+func (s *Store) sealEntry(id, tenant string, status meta.Status, audioHash, sealHash string, size int64) meta.AuditEntry {
+	return meta.AuditEntry{Time: s.cfg.Now().UTC(), Actor: "system:store", Tenant: tenant, Action: meta.AuditSeal,
+		Recording: id, Detail: fmt.Sprintf("%s; audio sha256 %s; seal hash %s; %d bytes", status, orUnknown(audioHash), sealHash, size)}
 }
 
 func orUnknown(s string) string {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/callvault/callvault/store/keyring"
 	"github.com/callvault/callvault/store/meta"
@@ -87,10 +86,9 @@ func Fingerprint(pub ed25519.PublicKey) string {
 func (s *Store) Sign(msg []byte) []byte { return ed25519.Sign(s.signer, msg) }
 
 // checkpointAfter writes a signed checkpoint when the n audit entries just
-// appended (the last one is res.ID) cross a multiple of CheckpointEvery.
-func (s *Store) checkpointAfter(ctx context.Context, res meta.Result, n int) {
-	seq, err := strconv.ParseUint(res.ID, 10, 64)
-	if err != nil || n < 1 || seq/CheckpointEvery == (seq-uint64(n))/CheckpointEvery {
+// appended (the last one is number seq) cross a multiple of CheckpointEvery.
+func (s *Store) checkpointAfter(ctx context.Context, seq uint64, n int) {
+	if seq == 0 || n < 1 || seq/CheckpointEvery == (seq-uint64(n))/CheckpointEvery {
 		return
 	}
 	if err := s.checkpoint(ctx, seq); err != nil {

@@ -721,3 +721,37 @@ func TestSealFixesAudioHash(t *testing.T) {
 		t.Fatalf("seal audit entry: %+v %v", page.Entries, err)
 	}
 }
+
+// TestSealCommitsCallersAudit: the entries a caller gives Close (an
+// upload's) are committed with the seal, right after the store's own seal
+// entry, in one transaction; and a seal that crosses a multiple of
+// CheckpointEvery gets its signed checkpoint, as separate appends did.
+func TestSealCommitsCallersAudit(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	ctx := context.Background()
+	for i := range CheckpointEvery + 1 {
+		r, err := s.Create(ctx, newRecording(time.Now(), meta.FormatWAV))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Write(signal(1000))
+		up := meta.AuditEntry{Time: time.Now(), Actor: "uploader", Action: meta.AuditUpload, Recording: r.ID(), Detail: fmt.Sprintf("upload %d", i)}
+		if _, err := r.Close(ctx, Final{Audit: []meta.AuditEntry{up}}); err != nil {
+			t.Fatal(err)
+		}
+		page, err := s.Meta().SearchAudit(meta.AuditQuery{Recording: r.ID()})
+		if err != nil || len(page.Entries) != 2 {
+			t.Fatalf("audit entries of %s: %+v %v", r.ID(), page.Entries, err)
+		}
+		seal, upload := page.Entries[0], page.Entries[1]
+		if seal.Seq > upload.Seq {
+			seal, upload = upload, seal
+		}
+		if seal.Action != meta.AuditSeal || upload.Action != meta.AuditUpload || upload.Actor != "uploader" || upload.Seq != seal.Seq+1 {
+			t.Fatalf("want the seal entry then the upload's, consecutive: %+v, %+v", seal, upload)
+		}
+	}
+	if _, _, last, err := s.Meta().AuditHead(); err != nil || last == 0 {
+		t.Fatalf("no checkpoint after %d entries from seals (last checkpoint %d, %v)", 2*(CheckpointEvery+1), last, err)
+	}
+}

@@ -82,6 +82,9 @@ type UploadFinal struct {
 	DurationFlagged bool
 	Channels        int
 	Codecs          []string
+	// Audit entries to commit in the seal's own transaction (the upload's
+	// entry: one commit instead of two, and never one without the other).
+	Audit []meta.AuditEntry
 }
 
 // Data is everything the API reads and writes, wired by the appliance.

@@ -59,7 +59,7 @@ func (u *storeUpload) Audio(ctx context.Context) (AudioFile, error) {
 }
 func (u *storeUpload) Seal(ctx context.Context, f UploadFinal) error {
 	u.sealed = true
-	_, err := u.r.Close(ctx, store.Final{DurationMs: &f.DurationMs, Channels: &f.Channels, Codecs: f.Codecs, DurationFlagged: &f.DurationFlagged})
+	_, err := u.r.Close(ctx, store.Final{DurationMs: &f.DurationMs, Channels: &f.Channels, Codecs: f.Codecs, DurationFlagged: &f.DurationFlagged, Audit: f.Audit})
 	return err
 }
 func (u *storeUpload) Abort(ctx context.Context, by string) error {

@@ -148,10 +148,6 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, p *Princip
 		return
 	}
 	s.metrics.uploads.WithLabelValues("created").Inc()
-	if err := s.audit(r, p, auditEvent{action: meta.AuditUpload, recording: id, detail: fmt.Sprintf("%d bytes", n)}); err != nil {
-		s.internalError(w, r, "the upload was stored but its audit entry failed", err)
-		return
-	}
 	s.log.Info("upload stored", "id", id, "user", p.User.Username, "bytes", n, "took", s.now().Sub(start).Round(time.Millisecond).String())
 	w.Header().Set("Location", "/api/v1/recordings/"+id)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
@@ -234,6 +230,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 	if err != nil {
 		return "", n, abort(failFor(err))
 	}
+	// The upload's audit entry commits with the seal.
+	final.Audit = []meta.AuditEntry{s.auditEntry(r, p, auditEvent{action: meta.AuditUpload, recording: uw.ID(), detail: fmt.Sprintf("%d bytes", n)})}
 	if err := uw.Seal(ctx, final); err != nil {
 		return "", n, abort(failFor(fmt.Errorf("seal upload: %w", err)))
 	}

@@ -87,6 +87,9 @@ type Result struct {
 	// Batch holds a Batch command's inner results, one per inner command
 	// in order, each with its own Err (batch.go).
 	Batch []Result
+	// AuditSeq is the number of the last audit entry an UpdateRecording
+	// appended with its change (0 when it appended none).
+	AuditSeq uint64
 }
 
 // Encode returns the wire form of cmd: [type byte][JSON payload], or for

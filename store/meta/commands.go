@@ -3,6 +3,7 @@ package meta
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,11 @@ type UpdateRecording struct {
 	SealHash        string           `json:"sealHash,omitempty"`  // sets File.SHA256
 	AudioHash       string           `json:"audioHash,omitempty"` // sets File.AudioSHA256
 	DurationFlagged *bool            `json:"durationFlagged,omitempty"`
+	// Audit entries are appended to the audit log in the same transaction,
+	// after the change: a seal and the entries that record it (the store's
+	// seal entry, an upload's entry) commit together or not at all, in one
+	// fsync instead of one each. Result.AuditSeq is the last one's number.
+	Audit []AuditEntry `json:"audit,omitempty"`
 }
 
 // SetLocation records that the file moved to another tier or path.
@@ -257,7 +263,30 @@ func checkUniqueIDs(r *Recording) error {
 	return nil
 }
 
-func (c *UpdateRecording) apply(t *txn) (Result, error) { return t.modify(c.ID, c.ApplyTo) }
+func (c *UpdateRecording) apply(t *txn) (Result, error) {
+	// Refusals come before the first write: a Batch goes on past a
+	// refused command, which must then have changed nothing.
+	if len(c.Audit) > maxAuditBatch {
+		return Result{}, fmt.Errorf("%w: %d audit entries, want at most %d", ErrInvalid, len(c.Audit), maxAuditBatch)
+	}
+	for i := range c.Audit {
+		if err := c.Audit[i].check(); err != nil {
+			return Result{}, fmt.Errorf("audit[%d]: %w", i, err)
+		}
+	}
+	res, err := t.modify(c.ID, c.ApplyTo)
+	if err != nil {
+		return res, err
+	}
+	for i := range c.Audit {
+		r, err := (&AppendAudit{Entry: c.Audit[i]}).apply(t)
+		if err != nil {
+			return Result{}, storageError{fmt.Errorf("audit entry %d of the update of %s: %w", i, c.ID, err)}
+		}
+		res.AuditSeq, _ = strconv.ParseUint(r.ID, 10, 64)
+	}
+	return res, nil
+}
 
 // ApplyTo makes the command's changes to r, as Apply does to the stored
 // recording; the store uses it to describe a sealed recording whose
