@@ -41,6 +41,13 @@ type Recorder struct {
 	// created is the metadata the recording was created with, for Close
 	// when the cluster keeps its seal in the outbox (pending.go).
 	created meta.Recording
+	// createDone is closed when the create commit of a bulk recording,
+	// which runs while the first bytes are written, has ended, with its
+	// error in createErr; nil for a recording committed before Create
+	// returned. Close, Flush and Abort wait for it (waitCreated).
+	createDone chan struct{}
+	createErr  error
+	createGone bool // waitCreated cleaned up after a failed create commit
 }
 
 // Final is what the producer knows when a recording ends.
@@ -134,7 +141,7 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 	audioHash := sha256.New()
 	wopts := []recfile.CreateOption{recfile.PlainHash(audioHash)}
 	if o.bulk {
-		wopts = append(wopts, recfile.Pipelined())
+		wopts = append(wopts, recfile.Pipelined(), recfile.DeferHeaderSync())
 	}
 	w, err := recfile.Create(path, recfile.Header{RecordingID: id, ChunkSize: o.chunkSize}, dek, rand.Reader, wopts...)
 	if err != nil {
@@ -156,21 +163,65 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 	s.mu.Lock()
 	s.open[rec.ID] = r
 	s.mu.Unlock()
+	s.stats.RecordingsOpen.Add(1)
+	if o.bulk {
+		// An upload streams while its metadata commits: the commit is a
+		// round of fsyncs (in a cluster, a forward to the leader too) that
+		// its first bytes need not wait for. Nothing reads the recording
+		// before its sender has the ID, which Close's answer gives.
+		r.createDone = make(chan struct{})
+		go func() {
+			defer close(r.createDone)
+			r.createErr = s.commitCreate(ctx, rec)
+		}()
+		return r, nil
+	}
+	if err := s.commitCreate(ctx, rec); err != nil {
+		r.mu.Lock()
+		r.dropUncreated()
+		r.mu.Unlock()
+		return nil, err
+	}
+	return r, nil
+}
+
+// commitCreate commits a new recording's metadata.
+func (s *Store) commitCreate(ctx context.Context, rec meta.Recording) error {
 	res, err := s.Apply(ctx, &meta.CreateRecording{Recording: rec})
 	if err != nil {
-		s.mu.Lock()
-		delete(s.open, rec.ID)
-		s.mu.Unlock()
-		_ = w.Abort()
-		keyring.Zero(dek)
-		return nil, fmt.Errorf("commit new recording: %w", err)
+		return fmt.Errorf("commit new recording: %w", err)
 	}
 	if res.Deferred {
 		s.pending.add(rec)
 	}
 	s.stats.RecordingsCreated.Add(1)
-	s.stats.RecordingsOpen.Add(1)
-	return r, nil
+	return nil
+}
+
+// waitCreated waits, with r.mu held, for a bulk recording's create commit
+// (a seal, a flush or a discard never overtakes it) and returns its error;
+// after a failed one the recording is gone: file removed, never in the
+// metadata.
+func (r *Recorder) waitCreated() error {
+	if r.createDone == nil {
+		return nil
+	}
+	<-r.createDone
+	if r.createErr != nil && !r.createGone {
+		r.dropUncreated()
+	}
+	return r.createErr
+}
+
+// dropUncreated removes a recording whose create commit failed.
+func (r *Recorder) dropUncreated() {
+	r.createGone, r.closed = true, true
+	_ = r.w.Abort()
+	keyring.Zero(r.dek)
+	r.s.mu.Lock()
+	delete(r.s.open, r.id)
+	r.s.mu.Unlock()
+	r.s.stats.RecordingsOpen.Add(-1)
 }
 
 // ID returns the recording's ID.
@@ -222,6 +273,9 @@ func (r *Recorder) Flush() error {
 func (r *Recorder) seal() (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.waitCreated(); err != nil {
+		return false, err
+	}
 	if r.closed {
 		return false, ErrClosed
 	}
@@ -259,6 +313,10 @@ func (r *Recorder) syncFile() error {
 // stored is kept, nothing is lost silently.
 func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 	r.mu.Lock()
+	if err := r.waitCreated(); err != nil {
+		r.mu.Unlock()
+		return meta.Recording{}, err
+	}
 	if r.closed {
 		r.mu.Unlock()
 		return meta.Recording{}, ErrClosed
@@ -343,6 +401,10 @@ func (r *Recorder) Close(ctx context.Context, f Final) (meta.Recording, error) {
 // caller's audit entry; the store itself records nothing of it.
 func (r *Recorder) Abort(ctx context.Context, by string) error {
 	r.mu.Lock()
+	if r.waitCreated() != nil {
+		r.mu.Unlock()
+		return nil // nothing of it is left
+	}
 	if r.closed {
 		r.mu.Unlock()
 		return ErrClosed

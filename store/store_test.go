@@ -755,3 +755,96 @@ func TestSealCommitsCallersAudit(t *testing.T) {
 		t.Fatalf("no checkpoint after %d entries from seals (last checkpoint %d, %v)", 2*(CheckpointEvery+1), last, err)
 	}
 }
+
+// slowCommitter holds every CreateRecording until release is closed and
+// refuses it when refuse is set; other commands pass straight through.
+type slowCommitter struct {
+	inner   Committer
+	release chan struct{}
+	refuse  bool
+}
+
+func (c *slowCommitter) Commit(ctx context.Context, cmd []byte) (meta.Result, error) {
+	if meta.CommandType(cmd[0]) == meta.TypeCreateRecording {
+		<-c.release
+		if c.refuse {
+			return meta.Result{}, fmt.Errorf("%w: refused by the test", meta.ErrInvalid)
+		}
+	}
+	return c.inner.Commit(ctx, cmd)
+}
+
+// TestBulkCreateCommitsWhileWriting: a bulk recording (an upload) takes
+// bytes while its create commit is still under way; Close waits for that
+// commit before the seal's, so the seal never overtakes it. When the
+// create commit fails, Close reports it and nothing is left: no file, no
+// metadata, not counted as open; Abort after it has nothing to do.
+func TestBulkCreateCommitsWhileWriting(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refuse=%v", refuse), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir)
+			ctx := context.Background()
+			c := &slowCommitter{inner: LocalCommitter{DB: s.Meta()}, release: make(chan struct{}), refuse: refuse}
+			s.SetCommitter(c)
+			r, err := s.Create(ctx, newRecording(time.Now(), meta.FormatWAV), Bulk())
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := signal(300_000)
+			if _, err := r.Write(data); err != nil {
+				t.Fatalf("write while the create commit waits: %v", err)
+			}
+			if _, err := s.Meta().Recording(r.ID()); !errors.Is(err, meta.ErrNotFound) {
+				t.Fatalf("the create committed before it was released: %v", err)
+			}
+			closed := make(chan error, 1)
+			go func() {
+				_, err := r.Close(ctx, Final{})
+				closed <- err
+			}()
+			select {
+			case err := <-closed:
+				t.Fatalf("Close returned before the create commit: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			close(c.release)
+			err = <-closed
+			files, _ := filepath.Glob(filepath.Join(dir, "recordings", "*", "*", "*", r.ID()+".cvr"))
+			if refuse {
+				if !errors.Is(err, meta.ErrInvalid) {
+					t.Fatalf("Close after a refused create: %v", err)
+				}
+				if len(files) != 0 {
+					t.Fatalf("a refused create left its file: %v", files)
+				}
+				if _, err := s.Meta().Recording(r.ID()); !errors.Is(err, meta.ErrNotFound) {
+					t.Fatalf("a refused create left metadata: %v", err)
+				}
+				if err := r.Abort(ctx, "test"); err != nil {
+					t.Fatalf("Abort after a refused create: %v", err)
+				}
+				if n := s.Stats().RecordingsOpen.Load(); n != 0 {
+					t.Fatalf("%d recordings counted open", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := s.Meta().Recording(r.ID())
+			if err != nil || rec.Status != meta.StatusComplete || rec.Size != int64(len(data)) || len(files) != 1 {
+				t.Fatalf("sealed: %+v %v, files %v", rec, err, files)
+			}
+			var got bytes.Buffer
+			a, err := s.OpenAudio(ctx, r.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if _, err := io.Copy(&got, io.NewSectionReader(a, 0, a.Size())); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("read back %d bytes (%v), want the %d written", got.Len(), err, len(data))
+			}
+		})
+	}
+}

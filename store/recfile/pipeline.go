@@ -16,6 +16,18 @@ type createConfig struct {
 	buffers   int       // chunk buffers of a pipelined Writer; 0 means pipelineBuffers
 	plain     hash.Hash // fed every plaintext byte, in order; nil for none
 	version   uint8     // format version to write; 0 means Version
+	lateSync  bool      // DeferHeaderSync
+}
+
+// DeferHeaderSync makes Create leave the header and the directory entry to
+// the fsyncs of Close (which then fsyncs the directory too) instead of
+// making them durable at once: two fsyncs fewer before the first byte, for
+// a file nobody recovers after a crash (an upload, whose sender got no
+// answer and sends it again; the store discards what a crash left of it,
+// file or no file). A crash before Close may leave no file, or one
+// without a readable header, which Recover refuses.
+func DeferHeaderSync() CreateOption {
+	return func(c *createConfig) { c.lateSync = true }
 }
 
 // FormatVersion makes Create write format version v instead of Version.

@@ -21,6 +21,8 @@ var pipelineModes = map[string][]CreateOption{
 	"pipelined":          {Pipelined()},
 	"pipelined-2buffers": {Pipelined(), withBuffers(2)},
 	"pipelined-1buffer":  {Pipelined(), withBuffers(1)},
+	// An upload's: the header and directory fsynced by Close only.
+	"pipelined-latesync": {Pipelined(), DeferHeaderSync()},
 }
 
 func withBuffers(n int) CreateOption {

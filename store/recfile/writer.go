@@ -36,13 +36,15 @@ type Writer struct {
 	err       error     // sticky: after a failed write the file is unusable
 	done      bool
 	unsynced  bool // chunks written since the last fsync (see Seal)
+	syncDir   bool // DeferHeaderSync: Close fsyncs the directory too
 	// pipe is the goroutines of a Pipelined Writer, nil otherwise. They own
 	// the file's writes and hash until pipe.stop.
 	pipe *pipeline
 }
 
 // Create creates the recording file at path (which must not exist) with
-// mode 0600, writes and fsyncs the header and the directory entry, and
+// mode 0600, writes and fsyncs the header and the directory entry (unless
+// DeferHeaderSync), and
 // returns a Writer for the audio. h supplies RecordingID and ChunkSize; rand
 // supplies the nonce prefix. dek is the recording's data key (KeySize bytes);
 // the Writer keeps only the expanded AES key, not dek itself. opts may ask
@@ -85,6 +87,7 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 	w := &Writer{
 		f:         f,
 		path:      path,
+		syncDir:   cfg.lateSync,
 		header:    h,
 		cc:        cc,
 		chunkSize: h.ChunkSize,
@@ -94,10 +97,10 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 	// The header and the directory entry are made durable now, so that after
 	// a crash the file exists with a readable header and Recover can act.
 	_, err = f.Write(hb[:])
-	if err == nil {
+	if err == nil && !cfg.lateSync {
 		err = f.Sync()
 	}
-	if err == nil {
+	if err == nil && !cfg.lateSync {
 		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
@@ -236,6 +239,11 @@ func (w *Writer) Close() ([sha256.Size]byte, error) {
 	w.done = true
 	if err := w.f.Close(); err != nil {
 		return sum, fmt.Errorf("recfile: closing %s: %w", w.path, err)
+	}
+	if w.syncDir {
+		if err := syncDir(filepath.Dir(w.path)); err != nil {
+			return sum, fmt.Errorf("recfile: fsync the directory of %s: %w", w.path, err)
+		}
 	}
 	return w.hash.sum(), nil
 }
