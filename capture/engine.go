@@ -131,9 +131,10 @@ func New(cfg Config, sink Sink) *Engine {
 		slow: make(map[*call]struct{}), batch: 1,
 	}
 	if !cfg.Live {
-		// 32 KiB holds deferPasses ticks of any grid channel pair (two
-		// 16 kHz L16 channels: 1,282 bytes a tick).
-		e.batch, e.batchBuf = deferPasses, make([]byte, 32<<10)
+		// The batch buffer holds deferPasses ticks of any grid channel
+		// pair (two 16 kHz L16 channels: 1,282 bytes a tick); one buffer
+		// serves every call in turn.
+		e.batch, e.batchBuf = deferPasses, make([]byte, deferPasses*maxTickPair)
 		e.passLog = make([]passMark, 0, deferPasses)
 	}
 	for _, p := range cfg.SIPPorts {
@@ -141,6 +142,10 @@ func New(cfg Config, sink Sink) *Engine {
 	}
 	return e
 }
+
+// maxTickPair is the largest tick of a grid's two channels: 20 ms of
+// 16 kHz L16 and its flag byte, twice.
+const maxTickPair = 2 * (1 + 640)
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() *Stats { return &e.stats }

@@ -341,10 +341,10 @@ func (p *pendingRecorder) Write(b []byte) (int, error) {
 // buf until the next write fills the chunk (the seal job writes what is
 // left). Imports only: the store seals the open chunk of every recording
 // once a second (so a crash loses at most a second of a live call), and
-// an import writes each call's ticks 16 passes at a time, 5 kB of a 16 KiB
-// chunk: at 1,000 calls most chunks were cut short by that timer, a write
-// system call and a seal each (issue 4). An import that crashes is run
-// again; it does not need that second.
+// an import writes each call's ticks deferPasses passes at a time (10 kB
+// of a 16 KiB chunk): at 1,000 calls most chunks were cut short by that
+// timer, a write system call and a seal each (issue 4). An import that
+// crashes is run again; it does not need that second.
 func (p *pendingRecorder) writeAligned(b []byte) (int, error) {
 	n := len(b)
 	room := p.chunk.Available()
