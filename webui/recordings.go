@@ -451,7 +451,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, p *Princip
 		j.Transcript = ""
 		resp.Recordings = append(resp.Recordings, j)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	s.writeSearchResponse(w, &resp)
 }
 
 func writeParamError(w http.ResponseWriter, err error) {

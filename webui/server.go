@@ -92,6 +92,10 @@ type Readiness interface {
 
 // Server is the HTTP server. Create it with New, then Serve on a listener.
 type Server struct {
+	// pages recycles the buffers search answers are written into (a page
+	// of fifty recordings is about 100 KB; listjson.go).
+	pageBufs sync.Pool
+
 	cfg      Config
 	log      *slog.Logger
 	accounts Accounts
