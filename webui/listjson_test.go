@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -194,4 +195,19 @@ func FuzzListJSON(f *testing.F) {
 			Bookmarks: []meta.Bookmark{{ID: b, Label: a, Time: at}}, Status: meta.Status(b)}
 		checkListJSON(t, &searchResponse{Recordings: []recordingJSON{j}, Next: a})
 	})
+}
+
+// TestListJSONKnowsEveryField: the appenders name every field of the
+// types they write; a field added to one of them must be added to
+// appendRecordingJSON too (and to randRecordingJSON), or this fails.
+func TestListJSONKnowsEveryField(t *testing.T) {
+	for typ, want := range map[reflect.Type]int{
+		reflect.TypeFor[recordingJSON](): 33, reflect.TypeFor[relatedJSON](): 4, reflect.TypeFor[meta.ChannelQuality](): 6,
+		reflect.TypeFor[meta.LocalParty](): 4, reflect.TypeFor[meta.RemoteParty](): 2, reflect.TypeFor[meta.Note](): 4,
+		reflect.TypeFor[meta.Bookmark](): 6, reflect.TypeFor[meta.Preservation](): 5, reflect.TypeFor[searchResponse](): 2,
+	} {
+		if typ.NumField() != want {
+			t.Errorf("%v has %d fields, the appenders in listjson.go write %d: add the new ones there", typ, typ.NumField(), want)
+		}
+	}
 }
