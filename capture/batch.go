@@ -53,9 +53,9 @@ import (
 // packets (a stream that fills its ring sooner forces a full pass), and 32
 // ticks per store write. What a catch-up costs beyond its packets (the
 // call's state coming back into the caches, a store write) is spread over
-// twice the packets of 16 passes: at 1,000 calls, 32 took about a tenth
-// less CPU per packet than 16, in three rounds out of three, and 8 more
-// than 16 (issue 4, fourth round).
+// twice the packets of 16 passes: at 1,000 calls, 32 took less CPU per
+// packet than 16 in each of three alternating runs, and 8 more (issue 4,
+// fourth round; docs/PERFORMANCE.md has the figures and their noise).
 const deferPasses = 32
 
 // passMark is a pass a deferred call has not seen yet: its capture time
