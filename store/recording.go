@@ -169,9 +169,15 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 		// round of fsyncs (in a cluster, a forward to the leader too) that
 		// its first bytes need not wait for. Nothing reads the recording
 		// before its sender has the ID, which Close's answer gives.
+		// The directory entry is made durable here too (the writer was told
+		// to leave it, recfile.DeferHeaderSync), before the seal can commit.
 		r.createDone = make(chan struct{})
 		go func() {
 			defer close(r.createDone)
+			if err := syncDir(filepath.Dir(path)); err != nil {
+				r.createErr = s.classify(fmt.Errorf("fsync the directory of %s: %w", rel, err))
+				return
+			}
 			r.createErr = s.commitCreate(ctx, rec)
 		}()
 		return r, nil

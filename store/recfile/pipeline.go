@@ -19,13 +19,14 @@ type createConfig struct {
 	lateSync  bool      // DeferHeaderSync
 }
 
-// DeferHeaderSync makes Create leave the header and the directory entry to
-// the fsyncs of Close (which then fsyncs the directory too) instead of
-// making them durable at once: two fsyncs fewer before the first byte, for
-// a file nobody recovers after a crash (an upload, whose sender got no
-// answer and sends it again; the store discards what a crash left of it,
-// file or no file). A crash before Close may leave no file, or one
-// without a readable header, which Recover refuses.
+// DeferHeaderSync makes Create leave the header to the fsync of Close and
+// the directory entry to the caller, instead of making both durable at
+// once: two fsyncs fewer before the first byte, for a file nobody recovers
+// after a crash (an upload, whose sender got no answer and sends it again;
+// the store discards what a crash left of it, file or no file, and fsyncs
+// the directory while the upload streams, before the seal can commit). A
+// crash before Close may leave no file, or one without a readable header,
+// which Recover refuses.
 func DeferHeaderSync() CreateOption {
 	return func(c *createConfig) { c.lateSync = true }
 }

@@ -36,7 +36,6 @@ type Writer struct {
 	err       error     // sticky: after a failed write the file is unusable
 	done      bool
 	unsynced  bool // chunks written since the last fsync (see Seal)
-	syncDir   bool // DeferHeaderSync: Close fsyncs the directory too
 	// pipe is the goroutines of a Pipelined Writer, nil otherwise. They own
 	// the file's writes and hash until pipe.stop.
 	pipe *pipeline
@@ -87,7 +86,6 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 	w := &Writer{
 		f:         f,
 		path:      path,
-		syncDir:   cfg.lateSync,
 		header:    h,
 		cc:        cc,
 		chunkSize: h.ChunkSize,
@@ -239,11 +237,6 @@ func (w *Writer) Close() ([sha256.Size]byte, error) {
 	w.done = true
 	if err := w.f.Close(); err != nil {
 		return sum, fmt.Errorf("recfile: closing %s: %w", w.path, err)
-	}
-	if w.syncDir {
-		if err := syncDir(filepath.Dir(w.path)); err != nil {
-			return sum, fmt.Errorf("recfile: fsync the directory of %s: %w", w.path, err)
-		}
 	}
 	return w.hash.sum(), nil
 }
