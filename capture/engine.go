@@ -31,8 +31,12 @@ type Sink interface {
 }
 
 // liveChunkSize is the recording-file chunk for captured calls: about one
-// second of stereo G.711 in the grid, the store's flush interval.
-const liveChunkSize = 16 << 10
+// second of stereo G.711 in the grid, the store's flush interval. It is 16
+// KiB less the chunk's framing, so the store's chunk buffer (framing and
+// plaintext) is exactly 16 KiB: with 16 KiB of plaintext it was 16,404
+// bytes, which Go's allocator rounds up to its next size class, 18,432:
+// 2 KiB of every active call's memory (BenchmarkMemoryPerCall).
+const liveChunkSize = 16<<10 - store.ChunkOverhead
 
 // StoreSink adapts a *store.Store to Sink.
 func StoreSink(s *store.Store) Sink { return storeSink{s} }

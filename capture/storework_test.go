@@ -260,7 +260,7 @@ func (c *chunkRecorder) Write(b []byte) (int, error) {
 // open chunk to cut short), and nothing is lost or reordered: what the
 // seal job writes last completes it.
 func TestAlignedWrites(t *testing.T) {
-	for _, size := range []int{1000, 16 << 10} {
+	for _, size := range []int{1000, 16 << 10, liveChunkSize} {
 		c := &chunkRecorder{size: size}
 		p := newPendingRecorder("aligned")
 		p.align = true

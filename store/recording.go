@@ -78,6 +78,11 @@ type createOptions struct {
 // memory of thousands of open recordings down at no cost in seeking.
 func ChunkSize(n int) CreateOption { return func(o *createOptions) { o.chunkSize = n } }
 
+// ChunkOverhead is what a chunk adds to its plaintext in the file and in
+// the writer's buffer (length and tag): a chunk size of 16 KiB minus it
+// makes the buffer exactly 16 KiB, a size class of Go's allocator.
+const ChunkOverhead = recfile.Overhead
+
 // Bulk marks a recording written as fast as it can be (an upload, an
 // import of a file): its encrypting writer runs pipelined, sealing on the
 // caller's goroutine while two goroutines write and hash, at the cost of
