@@ -303,14 +303,16 @@ func TestPipelinedWriteError(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.f.Close()
-			// This Write fills a chunk and hands it over; it may return before
-			// the goroutine fails, so its result is not checked.
-			w.Write(data)
+			// Each Write fills a chunk and hands it over; the writer goroutine
+			// writes once it has gathered a write's worth (up to half the
+			// buffers), so keep writing until it fails. A Write may return
+			// before the goroutine fails, so its result is not checked.
 			deadline := time.Now().Add(10 * time.Second)
 			for w.pipe.failure() == nil {
 				if time.Now().After(deadline) {
 					t.Fatal("the goroutine never reported the failed write")
 				}
+				w.Write(data)
 				time.Sleep(time.Millisecond)
 			}
 			n, err := w.Write(data[:1]) // fills no chunk: only the sticky error can fail it
