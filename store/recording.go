@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/callvault/callvault/store/keyring"
@@ -34,14 +35,18 @@ type Recorder struct {
 	dek    []byte
 	err    error // first write error; the recording is then recovered on Close
 	closed bool
-	// bulk recordings (uploads, imports) are left out of the once-a-second
-	// flush: a crash discards an upload anyway (its sender got no 201), and
-	// an import is run again.
-	bulk bool
+	// unflushed recordings (uploads, imports: Unflushed, Bulk) are left
+	// out of the once-a-second flush: a crash discards an upload anyway
+	// (its sender got no 201), and an import is run again.
+	unflushed bool
+	// sig is where the recording's signalling side file ends, kept by
+	// AppendSignalling under the recording's signalling lock while the
+	// recording is open (signalling.go).
+	sig sigEnd
 	// created is the metadata the recording was created with, for Close
 	// when the cluster keeps its seal in the outbox (pending.go).
 	created meta.Recording
-	// createDone is closed when the create commit of a bulk recording,
+	// createDone is closed when the create commit of an unflushed recording,
 	// which runs while the first bytes are written, has ended, with its
 	// error in createErr; nil for a recording committed before Create
 	// returned. Close, Flush and Abort wait for it (waitCreated).
@@ -68,7 +73,8 @@ type Final struct {
 type CreateOption func(*createOptions)
 
 type createOptions struct {
-	bulk      bool
+	unflushed bool
+	pipelined bool
 	chunkSize int
 }
 
@@ -83,11 +89,30 @@ func ChunkSize(n int) CreateOption { return func(o *createOptions) { o.chunkSize
 // makes the buffer exactly 16 KiB, a size class of Go's allocator.
 const ChunkOverhead = recfile.Overhead
 
-// Bulk marks a recording written as fast as it can be (an upload, an
-// import of a file): its encrypting writer runs pipelined, sealing on the
+// Unflushed marks a recording that nobody needs back after a crash (an
+// import of a capture file, which is simply run again): it is left out of
+// the once-a-second flush, so its chunks are cut only when full and its
+// writer's chunk buffer takes the caller's bytes as they come; its file's
+// header and directory entry are not fsynced at create (the header by the
+// seal's fsync, the directory entry by one fsync shared with every file
+// created in that directory since the last one, before the create
+// commits); and its create commits while the caller writes, on a goroutine
+// the Recorder owns, so the creates of many recordings share bbolt
+// transactions. The writer stays synchronous (no goroutines, one chunk
+// buffer). After a crash such a recording may have no file, or one without
+// a readable header: recovery then marks it failed; whatever Recover can
+// read it keeps, as for any recording.
+func Unflushed() CreateOption { return func(o *createOptions) { o.unflushed = true } }
+
+// Bulk marks a recording written as fast as it can be (an upload): it is
+// Unflushed, and its encrypting writer runs pipelined, sealing on the
 // caller's goroutine while two goroutines write and hash, at the cost of
-// about 1 MiB of buffers. Live calls write slowly and stay synchronous.
-func Bulk() CreateOption { return func(o *createOptions) { o.bulk = true } }
+// about 1 MiB of buffers. Live calls write slowly and stay synchronous;
+// an import of a thousand calls at once is better off Unflushed alone
+// (a thousand pipelines cost more than they overlap).
+func Bulk() CreateOption {
+	return func(o *createOptions) { o.unflushed, o.pipelined = true, true }
+}
 
 // Create starts a recording: it decides the ID (UUIDv7) if rec has none,
 // makes a fresh data key, wraps it under the active key term, commits the
@@ -145,13 +170,20 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 	// writer's sealing goroutine for a bulk recording, off the uploader's.
 	audioHash := sha256.New()
 	wopts := []recfile.CreateOption{recfile.PlainHash(audioHash)}
-	if o.bulk {
-		wopts = append(wopts, recfile.Pipelined(), recfile.DeferHeaderSync())
+	if o.unflushed {
+		wopts = append(wopts, recfile.DeferHeaderSync())
+	}
+	if o.pipelined {
+		wopts = append(wopts, recfile.Pipelined())
 	}
 	w, err := recfile.Create(path, recfile.Header{RecordingID: id, ChunkSize: o.chunkSize}, dek, rand.Reader, wopts...)
 	if err != nil {
 		keyring.Zero(dek)
 		return nil, s.classify(fmt.Errorf("create recording file: %w", err))
+	}
+	var dirSeq uint64
+	if o.unflushed {
+		dirSeq = s.dirs.created(filepath.Dir(path))
 	}
 	rec.Status = meta.StatusRecording
 	rec.Tier = meta.TierHot
@@ -164,22 +196,28 @@ func (s *Store) Create(ctx context.Context, rec meta.Recording, opts ...CreateOp
 	// fails: metadata never points at a file that was not created.
 	// Open before it is committed, so Recover, which may run at any time in
 	// a cluster, never takes it for a recording a crash left open.
-	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, bulk: o.bulk, audio: audioHash, created: rec}
+	r := &Recorder{s: s, id: rec.ID, rel: rel, path: path, w: w, dek: dek, unflushed: o.unflushed, audio: audioHash, created: rec}
 	s.mu.Lock()
 	s.open[rec.ID] = r
 	s.mu.Unlock()
 	s.stats.RecordingsOpen.Add(1)
-	if o.bulk {
-		// An upload streams while its metadata commits: the commit is a
-		// round of fsyncs (in a cluster, a forward to the leader too) that
-		// its first bytes need not wait for. Nothing reads the recording
-		// before its sender has the ID, which Close's answer gives.
+	if o.unflushed {
+		// An upload or an import streams while its metadata commits: the
+		// commit is a round of fsyncs (in a cluster, a forward to the
+		// leader too) that its first bytes need not wait for, and the
+		// creates of an import's many calls, committing side by side, share
+		// transactions (the committer's group commit). Nothing reads the
+		// recording before its producer has the ID, which it decided or
+		// Close's answer gives; what must follow the create waits for it
+		// (WaitCreated, and Close, Flush and Abort).
 		// The directory entry is made durable here too (the writer was told
-		// to leave it, recfile.DeferHeaderSync), before the seal can commit.
+		// to leave it, recfile.DeferHeaderSync), before the create and so
+		// the seal can commit: one fsync for every file created in the
+		// directory before it (dirSyncs).
 		r.createDone = make(chan struct{})
 		go func() {
 			defer close(r.createDone)
-			if err := syncDir(filepath.Dir(path)); err != nil {
+			if err := s.dirs.sync(filepath.Dir(path), dirSeq); err != nil {
 				r.createErr = s.classify(fmt.Errorf("fsync the directory of %s: %w", rel, err))
 				return
 			}
@@ -209,7 +247,18 @@ func (s *Store) commitCreate(ctx context.Context, rec meta.Recording) error {
 	return nil
 }
 
-// waitCreated waits, with r.mu held, for a bulk recording's create commit
+// WaitCreated waits until the recording's metadata is committed, for a
+// producer whose next Command names the recording (a bookmark, a link):
+// an Unflushed recording commits its create while it is written. After a
+// failed create commit the recording is gone (file removed, never in the
+// metadata) and its error is returned again by every later call.
+func (r *Recorder) WaitCreated() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waitCreated()
+}
+
+// waitCreated waits, with r.mu held, for an unflushed recording's create commit
 // (a seal, a flush or a discard never overtakes it) and returns its error;
 // after a failed one the recording is gone: file removed, never in the
 // metadata.
@@ -224,15 +273,32 @@ func (r *Recorder) waitCreated() error {
 	return r.createErr
 }
 
-// dropUncreated removes a recording whose create commit failed.
+// dropUncreated removes a recording whose create commit failed, and the
+// SIP messages appended to it meanwhile.
 func (r *Recorder) dropUncreated() {
 	r.createGone, r.closed = true, true
 	_ = r.w.Abort()
 	keyring.Zero(r.dek)
-	r.s.mu.Lock()
-	delete(r.s.open, r.id)
-	r.s.mu.Unlock()
+	r.s.leaveOpen(r, func() {
+		if err := os.Remove(r.s.signalPath(r.created)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.s.log.Warn("remove signalling of a recording never created", "id", r.id, "err", err)
+		}
+	})
 	r.s.stats.RecordingsOpen.Add(-1)
+}
+
+// leaveOpen takes r out of the open recordings under its signalling lock
+// (see AppendSignalling), running also (if not nil) under that lock.
+func (s *Store) leaveOpen(r *Recorder, also func()) {
+	mu := s.sigLocks.of(r.id)
+	mu.Lock()
+	defer mu.Unlock()
+	s.mu.Lock()
+	delete(s.open, r.id)
+	s.mu.Unlock()
+	if also != nil {
+		also()
+	}
 }
 
 // ID returns the recording's ID.
@@ -433,9 +499,7 @@ func (r *Recorder) Abort(ctx context.Context, by string) error {
 }
 
 func (s *Store) forget(r *Recorder, sealed bool) {
-	s.mu.Lock()
-	delete(s.open, r.id)
-	s.mu.Unlock()
+	s.leaveOpen(r, nil)
 	s.stats.RecordingsOpen.Add(-1)
 	if sealed {
 		s.stats.RecordingsSealed.Add(1)
@@ -520,4 +584,58 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// dirSyncs makes the directory entries of unflushed recordings durable
+// with one fsync for many files. Each directory counts the files created
+// in it (after the file exists) and remembers the count its last fsync
+// began with; a file counted as number n needs an fsync only if no fsync
+// began after it was counted. An import creating a thousand calls' files
+// in the day's directory then pays a handful of directory fsyncs instead
+// of a thousand. The map holds one entry per day's directory this process
+// has created unflushed recordings in (a few hundred bytes a day).
+type dirSyncs struct {
+	mu sync.Mutex
+	m  map[string]*dirSync
+}
+
+type dirSync struct {
+	count  atomic.Uint64 // files created in the directory so far
+	mu     sync.Mutex    // held across an fsync: one at a time per directory
+	synced uint64        // count when the last successful fsync began
+}
+
+func (d *dirSyncs) get(dir string) *dirSync {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = make(map[string]*dirSync)
+	}
+	ds := d.m[dir]
+	if ds == nil {
+		ds = &dirSync{}
+		d.m[dir] = ds
+	}
+	return ds
+}
+
+// created counts a file just created in dir and returns its number.
+func (d *dirSyncs) created(dir string) uint64 { return d.get(dir).count.Add(1) }
+
+// sync makes the entry of file number n of dir durable: at once if an
+// fsync that began after it was counted has succeeded, else by one now.
+func (d *dirSyncs) sync(dir string, n uint64) error {
+	ds := d.get(dir)
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.synced >= n {
+		return nil
+	}
+	// Every file counted by now exists: this fsync covers them all.
+	upTo := ds.count.Load()
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	ds.synced = upTo
+	return nil
 }

@@ -97,6 +97,14 @@ func (l *sigLocks) of(id string) *sync.Mutex {
 // derived from) the recording's data key. It may be called while the
 // recording is written and after it is sealed; messages keep the order of
 // the calls. Safe for concurrent use.
+//
+// While the recording is open in this store, its metadata is the Recorder's
+// (an Unflushed recording's create may not have committed yet) and the
+// Recorder keeps where its side file ends (sigEnd): the first append scans
+// the file, later ones write at the end without reading anything. A
+// recording leaves the store's open set under its signalling lock
+// (forget), so an append after that scans the file and sees every record
+// the cached path wrote.
 func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 	if len(msgs) == 0 {
 		return nil
@@ -109,38 +117,85 @@ func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 		}
 		plains[i] = p
 	}
-	rec, err := s.recording(id)
-	if err != nil {
-		return err
-	}
-	if rec.Status == meta.StatusDeleted || rec.Status == meta.StatusFailed {
-		return fmt.Errorf("%w: recording %s is %s", ErrNoFile, id, rec.Status)
+	mu := s.sigLocks.of(id)
+	mu.Lock()
+	defer mu.Unlock()
+	s.mu.Lock()
+	r := s.open[id]
+	s.mu.Unlock()
+	var rec meta.Recording
+	var end *sigEnd
+	if r != nil {
+		rec, end = r.created, &r.sig // both guarded by mu now
+	} else {
+		var err error
+		if rec, err = s.recording(id); err != nil {
+			return err
+		}
+		if rec.Status == meta.StatusDeleted || rec.Status == meta.StatusFailed {
+			return fmt.Errorf("%w: recording %s is %s", ErrNoFile, id, rec.Status)
+		}
+		end = &sigEnd{}
 	}
 	aead, hdr, err := s.signalAEAD(rec)
 	if err != nil {
 		return err
 	}
-	mu := s.sigLocks.of(id)
-	mu.Lock()
-	defer mu.Unlock()
+	if err := s.appendSignals(rec, aead, hdr, end, plains); err != nil {
+		return err
+	}
+	s.stats.SignalMessages.Add(int64(len(msgs)))
+	return nil
+}
+
+// sigEnd is where a side file ends, as far as this process knows: how
+// many whole records it holds and the offset after the last one. known is
+// false until an append scanned the file (and again after a failed one).
+type sigEnd struct {
+	known bool
+	n     uint64
+	end   int64
+}
+
+// appendSignals encrypts plains as the next records of rec's side file and
+// writes them at its end, scanning the file first unless end is known.
+// The caller holds the recording's signalling lock.
+func (s *Store) appendSignals(rec meta.Recording, aead cipher.AEAD, hdr []byte, end *sigEnd, plains [][]byte) error {
+	id := rec.ID
 	path := s.signalPath(rec)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if errors.Is(err, os.ErrNotExist) {
+	flags := os.O_RDWR | os.O_CREATE
+	if end.known && end.end > 0 {
+		// The file must still be there: writing at its old end into a new
+		// one would leave a hole no read accepts.
+		flags = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, os.ErrNotExist) && flags&os.O_CREATE != 0 {
 		// The day's directory is gone (the tier mover moved its last file).
 		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+			f, err = os.OpenFile(path, flags, 0o600)
 		}
 	}
 	if err != nil {
+		end.known = false
 		return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
 	}
 	defer f.Close()
-	n, end, size, err := scanSignalFile(f, hdr)
-	if err != nil {
-		return fmt.Errorf("recording %s: %w", id, err)
+	if !end.known {
+		n, off, size, err := scanSignalFile(f, hdr)
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", id, err)
+		}
+		// A torn tail (a crash mid-append) is cut off and overwritten.
+		if off != size {
+			if err := f.Truncate(off); err != nil {
+				return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
+			}
+		}
+		*end = sigEnd{known: true, n: n, end: off}
 	}
 	var buf bytes.Buffer
-	if end == 0 {
+	if end.end == 0 {
 		buf.Write(hdr)
 	}
 	for i, p := range plains {
@@ -148,23 +203,20 @@ func (s *Store) AppendSignalling(id meta.ID, msgs ...SignalMessage) error {
 		if _, err := rand.Read(nonce); err != nil {
 			return err
 		}
-		ct := aead.Seal(nil, nonce, p, sigAAD(hdr, n+uint64(i)))
+		ct := aead.Seal(nil, nonce, p, sigAAD(hdr, end.n+uint64(i)))
 		var l [4]byte
 		binary.BigEndian.PutUint32(l[:], uint32(sigNonceSize+len(ct)))
 		buf.Write(l[:])
 		buf.Write(nonce)
 		buf.Write(ct)
 	}
-	// A torn tail (a crash mid-append) is cut off and overwritten.
-	if end != size {
-		if err := f.Truncate(end); err != nil {
-			return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
-		}
-	}
-	if _, err := f.WriteAt(buf.Bytes(), end); err != nil {
+	if _, err := f.WriteAt(buf.Bytes(), end.end); err != nil {
+		// Part of it may be there: the next append scans and cuts it.
+		end.known = false
 		return s.classify(fmt.Errorf("signalling of %s: %w", id, err))
 	}
-	s.stats.SignalMessages.Add(int64(len(msgs)))
+	end.n += uint64(len(plains))
+	end.end += int64(buf.Len())
 	return nil
 }
 

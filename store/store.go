@@ -100,6 +100,7 @@ type Store struct {
 	keys      atomic.Pointer[keyring.Keyring]
 	signer    ed25519.PrivateKey // see signing.go
 	sigLocks  sigLocks           // serialise signalling appends (signalling.go)
+	dirs      dirSyncs           // fsyncs of unflushed recordings' directories (recording.go)
 	rep       replicaState       // copies from and to cluster peers (replica.go)
 
 	// Created lists files Open created that an operator must know about
@@ -239,7 +240,7 @@ func (s *Store) flushAll() {
 	s.mu.Lock()
 	recs := make([]*Recorder, 0, len(s.open))
 	for _, r := range s.open {
-		if !r.bulk {
+		if !r.unflushed {
 			recs = append(recs, r)
 		}
 	}
