@@ -23,7 +23,12 @@ type Recorder interface {
 // Sink is where recordings go: the store, seen through the calls capture
 // needs.
 type Sink interface {
-	Create(ctx context.Context, rec meta.Recording) (Recorder, error)
+	// Create starts a recording. imported says it comes from a capture
+	// file, not live traffic: the store may then leave it out of its
+	// once-a-second flush and its create fsyncs (store.Unflushed), since an
+	// import that crashes is run again; a live call must lose at most a
+	// second of audio.
+	Create(ctx context.Context, rec meta.Recording, imported bool) (Recorder, error)
 	Apply(ctx context.Context, cmd meta.Command) (meta.Result, error)
 	// AppendSignalling stores SIP messages of a recording (issue 7: the
 	// call's signalling as captured goes into export bundles).
@@ -43,8 +48,12 @@ func StoreSink(s *store.Store) Sink { return storeSink{s} }
 
 type storeSink struct{ s *store.Store }
 
-func (s storeSink) Create(ctx context.Context, rec meta.Recording) (Recorder, error) {
-	r, err := s.s.Create(ctx, rec, store.ChunkSize(liveChunkSize))
+func (s storeSink) Create(ctx context.Context, rec meta.Recording, imported bool) (Recorder, error) {
+	opts := []store.CreateOption{store.ChunkSize(liveChunkSize)}
+	if imported {
+		opts = append(opts, store.Unflushed())
+	}
+	r, err := s.s.Create(ctx, rec, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -304,7 +304,6 @@ func (e *Engine) startRecording(c *call, now int64) error {
 	// The store creates the recording on the store worker; until it has,
 	// the grid's bytes wait in the pendingRecorder.
 	r := newPendingRecorder(id)
-	r.align = !e.cfg.Live
 	rec := &recording{r: r, start: start, ch: chans, codecs: codecs}
 	if !playable {
 		rec.raw, err = newRawWriter(r, start)

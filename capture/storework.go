@@ -150,7 +150,7 @@ func (e *Engine) runJob(job storeJob) {
 	p := job.rec
 	switch job.kind {
 	case jobCreate:
-		r, err := e.sink.Create(ctx, job.meta)
+		r, err := e.sink.Create(ctx, job.meta, !e.cfg.Live)
 		if err != nil {
 			e.stats.RecordErrors.Add(1)
 			e.cfg.Log.Error("start recording", "id", p.id, "err", err)
@@ -160,8 +160,16 @@ func (e *Engine) runJob(job storeJob) {
 		e.stats.Recordings.Add(1)
 		p.ready(r)
 	case jobApply:
-		if p.created() == nil {
+		r := p.created()
+		if r == nil {
 			break // the recording was never created: nothing to annotate
+		}
+		if w, ok := r.(createWaiter); ok {
+			// An import's recording commits its create while it is
+			// written (store.Unflushed); a command naming it must follow.
+			if err := w.WaitCreated(); err != nil {
+				break // Close reports it, and the call's summary says failed
+			}
 		}
 		if _, err := e.sink.Apply(ctx, job.cmd); err != nil {
 			e.cfg.Log.Warn("update recording", "id", p.id, "command", fmt.Sprintf("%T", job.cmd), "err", err)
@@ -265,21 +273,11 @@ type pendingRecorder struct {
 	err   atomic.Pointer[error]
 	buf   []byte   // flusher-owned until the seal job is queued
 	r     Recorder // flusher-owned: rec once the flusher has seen it
-	// Imports write whole chunks (writeAligned): align says so, written
-	// counts what went through, and chunk is r's chunk room once aligning.
-	align   bool
-	written int64
-	chunk   chunkRoom
 }
 
-// chunkRoom is a store Recorder that tells how many bytes fit in its
-// current chunk (store.Recorder.Available).
-type chunkRoom interface{ Available() int }
-
-// alignAfter is how much of a recording an import writes straight
-// through before it starts holding back the tail of each write: short
-// calls (and the first seconds of every call) keep no second buffer.
-const alignAfter = 64 << 10
+// createWaiter is a Recorder whose create may commit after Create returned
+// (store.Recorder.WaitCreated, for an Unflushed recording).
+type createWaiter interface{ WaitCreated() error }
 
 func (p *pendingRecorder) ready(r Recorder) { p.rec.Store(&r) }
 func (p *pendingRecorder) fail(err error)   { p.err.Store(&err) }
@@ -308,14 +306,7 @@ func (p *pendingRecorder) ID() string { return p.id }
 // Write appends grid or raw bytes to the recording.
 func (p *pendingRecorder) Write(b []byte) (int, error) {
 	if p.r != nil {
-		if p.chunk != nil {
-			return p.writeAligned(b)
-		}
-		n, err := p.r.Write(b)
-		if p.written += int64(n); p.align && p.written >= alignAfter {
-			p.chunk, _ = p.r.(chunkRoom)
-		}
-		return n, err
+		return p.r.Write(b)
 	}
 	if r := p.created(); r != nil {
 		if len(p.buf) > 0 {
@@ -335,47 +326,4 @@ func (p *pendingRecorder) Write(b []byte) (int, error) {
 	}
 	p.buf = append(p.buf, b...)
 	return len(b), nil
-}
-
-// writeAligned hands the store whole chunks only, and keeps the rest in
-// buf until the next write fills the chunk (the seal job writes what is
-// left). Imports only: the store seals the open chunk of every recording
-// once a second (so a crash loses at most a second of a live call), and
-// an import writes each call's ticks deferPasses passes at a time (10 kB
-// of a 16 KiB chunk): at 1,000 calls most chunks were cut short by that
-// timer, a write system call and a seal each (issue 4). An import that
-// crashes is run again; it does not need that second.
-func (p *pendingRecorder) writeAligned(b []byte) (int, error) {
-	n := len(b)
-	room := p.chunk.Available()
-	if room <= 0 || len(p.buf)+len(b) < room {
-		if room <= 0 { // closed: let the store say so
-			return p.r.Write(b)
-		}
-		p.buf = append(p.buf, b...)
-		return n, nil
-	}
-	if len(p.buf) > 0 {
-		if _, err := p.r.Write(p.buf); err != nil {
-			return 0, err
-		}
-		k := room - len(p.buf)
-		p.buf = p.buf[:0]
-		if _, err := p.r.Write(b[:k]); err != nil {
-			return 0, err
-		}
-		b = b[k:]
-	}
-	for {
-		room = p.chunk.Available()
-		if room <= 0 || len(b) < room {
-			break
-		}
-		if _, err := p.r.Write(b[:room]); err != nil {
-			return 0, err
-		}
-		b = b[room:]
-	}
-	p.buf = append(p.buf, b...)
-	return n, nil
 }
