@@ -86,6 +86,10 @@ type upload struct {
 func (u *upload) ID() string                  { return u.r.ID() }
 func (u *upload) Write(p []byte) (int, error) { return u.r.Write(p) }
 
+// ReadFrom reads the attachment straight into the store's chunk buffer
+// (store.Recorder.ReadFrom): the handler uses it when it is there.
+func (u *upload) ReadFrom(r io.Reader) (int64, error) { return u.r.ReadFrom(r) }
+
 // Audio flushes what was written into sealed chunks, then opens the file
 // through the store's reader (the recording is still open, so the reader
 // accepts a file without its last chunk).

@@ -57,7 +57,10 @@ type Recordings interface {
 // UploadWriter is one upload being written to the store.
 type UploadWriter interface {
 	ID() string
-	// Write appends the file's bytes as they arrive.
+	// Write appends the file's bytes as they arrive. An UploadWriter that
+	// is also an io.ReaderFrom is given the rest of the attachment to read
+	// for itself (the store reads it straight into its chunk buffer); its
+	// ReadFrom must return the reader's errors as the reader returned them.
 	Write(p []byte) (int, error)
 	// Audio makes what was written readable and opens it, decrypted, so the
 	// duration is measured from the stored bytes themselves.

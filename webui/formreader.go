@@ -77,7 +77,12 @@ type formReader struct {
 
 	part    *formPart
 	started bool // the first boundary line has been read
-	done    bool // the final boundary has been read
+
+	// minDirect is the smallest read of a body that readDirect serves
+	// straight from the body's reader: smaller ones are not worth a read
+	// call, and go through the buffer. Tests lower it.
+	minDirect int
+	done      bool // the final boundary has been read
 }
 
 // formPart is one part: its header and a reader of its body up to the
@@ -91,12 +96,13 @@ type formPart struct {
 
 func newFormReader(r io.Reader, boundary string) *formReader {
 	return &formReader{
-		r:       r,
-		buf:     make([]byte, formBufSize),
-		dash:    []byte("--" + boundary),
-		delim:   []byte("\r\n--" + boundary),
-		nl:      []byte("\r\n"),
-		delimAt: -1,
+		r:         r,
+		buf:       make([]byte, formBufSize),
+		dash:      []byte("--" + boundary),
+		delim:     []byte("\r\n--" + boundary),
+		nl:        []byte("\r\n"),
+		delimAt:   -1,
+		minDirect: 4 << 10,
 	}
 }
 
@@ -302,10 +308,68 @@ func (f *formReader) header() (textproto.MIMEHeader, error) {
 
 type formBody struct{ f *formReader }
 
-// Read reads the body up to the next delimiter.
+// Read reads the body up to the next delimiter. A large p is filled
+// straight from the body's reader when it can be (readDirect), so the
+// store reading an upload into its chunk buffer (ReadFrom) gets the bytes
+// without a copy through the read buffer.
 func (b formBody) Read(p []byte) (int, error) {
+	if n := b.f.readDirect(p); n > 0 {
+		return n, nil
+	}
 	w, err := b.f.next(len(p))
 	return copy(p, w), err
+}
+
+// readDirect reads the body's reader straight into p and returns how many
+// bytes of p are body, or 0 when it did not hand anything out (then next
+// takes over, from whatever readDirect put back into the buffer).
+//
+// It only reads when the buffer holds nothing next knows about: a part's
+// body is under way (not at its start, which next checks for a bare
+// boundary line), no clean run and no delimiter is pending, and at most a
+// possible delimiter's first bytes are buffered (the tail a read before
+// kept back); these go to the front of p, which must have room for them
+// and for a delimiter. Then it scans p once for the delimiter: what lies
+// before it, or when there is none, before a tail that could begin one, is
+// body; the rest goes back into the buffer for next to decide on. So the
+// bytes handed out, and the errors, are next's (FuzzFormReader compares
+// both ways with mime/multipart).
+func (f *formReader) readDirect(p []byte) int {
+	if f.part == nil || f.bodyStart || f.delimAt >= 0 || f.clean > f.start || f.rerr != nil ||
+		f.end-f.start >= len(f.delim) || len(p) < max(f.minDirect, 2*len(f.delim)) {
+		return 0
+	}
+	p = p[:min(len(p), len(f.buf))] // whatever is put back must fit the buffer
+	k := copy(p, f.buf[f.start:f.end])
+	f.start, f.end, f.clean = 0, 0, 0
+	n, err := f.r.Read(p[k:])
+	if err != nil {
+		f.rerr = err
+	}
+	w := p[:k+n]
+	cut := len(w)
+	if i := bytes.Index(w, f.delim); i >= 0 {
+		cut = i
+	} else {
+		// Only a tail that is the start of a delimiter must wait for
+		// more bytes. next keeps back the last len(delim)-1 bytes
+		// whatever they are; doing so here would leave every chunk that
+		// many bytes short, and the read that completes it too small to
+		// come here.
+		for j := max(0, len(w)-(len(f.delim)-1)); j < len(w); j++ {
+			i := bytes.IndexByte(w[j:], f.delim[0])
+			if i < 0 {
+				break
+			}
+			j += i
+			if bytes.HasPrefix(f.delim, w[j:]) {
+				cut = j
+				break
+			}
+		}
+	}
+	f.end = copy(f.buf, w[cut:])
+	return cut
 }
 
 // WriteTo writes the rest of the body to w straight from the read buffer,

@@ -19,8 +19,16 @@ type formPartOut struct {
 
 // readAllParts reads every part of body with formReader, handing the body
 // out in reads of at most step bytes (0: the whole body through WriteTo).
+// A negative step hands the body out in reads of at most -step bytes and
+// reads each part as the store's ReadFrom does, in reads of many sizes,
+// with every read allowed to go straight to the body's reader
+// (readDirect).
 func readAllParts(body []byte, boundary string, step int) ([]formPartOut, error) {
 	var r io.Reader = bytes.NewReader(body)
+	direct := step < 0
+	if direct {
+		step = -step
+	}
 	if step > 0 {
 		r = iotest.OneByteReader(r)
 		if step > 1 {
@@ -28,6 +36,9 @@ func readAllParts(body []byte, boundary string, step int) ([]formPartOut, error)
 		}
 	}
 	fr := newFormReader(r, boundary)
+	if direct {
+		fr.minDirect = 1
+	}
 	var out []formPartOut
 	for {
 		p, err := fr.NextPart()
@@ -38,7 +49,9 @@ func readAllParts(body []byte, boundary string, step int) ([]formPartOut, error)
 			return out, err
 		}
 		var b []byte
-		if step == 0 {
+		if direct {
+			b, err = readSizes(p, []int{5, 64 << 10, 1, 1000, 65000, 77})
+		} else if step == 0 {
 			// The upload's way: WriteTo, straight from the read buffer.
 			var buf bytes.Buffer
 			_, err = p.WriteTo(&buf)
@@ -50,6 +63,22 @@ func readAllParts(body []byte, boundary string, step int) ([]formPartOut, error)
 			return out, err
 		}
 		out = append(out, formPartOut{p.FormName(), headerString(p.Header), string(b)})
+	}
+}
+
+// readSizes reads r to its end in reads of the given sizes, in turn.
+func readSizes(r io.Reader, sizes []int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for i := 0; ; i++ {
+		n, err := r.Read(buf[:sizes[i%len(sizes)]])
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
 	}
 }
 
@@ -145,7 +174,7 @@ func TestFormReaderMatchesMultipart(t *testing.T) {
 func checkFormReader(t *testing.T, body []byte) {
 	t.Helper()
 	want, werr := readAllPartsStd(body, "B")
-	for _, step := range []int{0, 1, 7, 4093} {
+	for _, step := range []int{0, 1, 7, 4093, -1, -7, -4093, -(1 << 20)} {
 		got, err := readAllParts(body, "B", step)
 		if werr == nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) && strings.Contains(err.Error(), "inside a part's header") && len(got) == len(want) {

@@ -47,6 +47,10 @@ type storeUpload struct {
 
 func (u *storeUpload) ID() string                  { return u.r.ID() }
 func (u *storeUpload) Write(p []byte) (int, error) { return u.r.Write(p) }
+
+// ReadFrom lets the handler read the attachment straight into the store,
+// as the appliance's adapter does.
+func (u *storeUpload) ReadFrom(r io.Reader) (int64, error) { return u.r.ReadFrom(r) }
 func (u *storeUpload) Audio(ctx context.Context) (AudioFile, error) {
 	if err := u.r.Flush(); err != nil {
 		return nil, err

@@ -219,7 +219,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, p *Principal) (s
 		return f
 	}
 
-	n, f := copyAttachment(uw, br, limit)
+	n, f := copyAttachment(uw, br, part, limit)
 	if f != nil {
 		return "", n, abort(f)
 	}
@@ -352,12 +352,33 @@ func allowedWAV(f audio.Format) error {
 }
 
 // copyAttachment streams the rest of the attachment into the store and
-// enforces the size limit. Errors are ready answers. src is a bufio.Reader
-// over the part: io.Copy hands dst the bytes it holds, then the part's
-// own WriteTo hands over the read buffer's blocks without copying them.
-func copyAttachment(dst io.Writer, src io.Reader, limit int64) (int64, *uploadFail) {
+// enforces the size limit. Errors are ready answers. br is the reader the
+// head was sniffed through, over part: what it holds goes first, then the
+// rest of part. A store that reads for itself (io.ReaderFrom: the
+// store's Recorder) reads part straight into its chunk buffer; otherwise
+// io.Copy hands it the read buffer's blocks (formPart.WriteTo).
+func copyAttachment(dst io.Writer, br *bufio.Reader, part io.Reader, limit int64) (int64, *uploadFail) {
 	aw := &attachmentWriter{dst: dst, limit: limit}
-	_, err := io.Copy(aw, src)
+	held, _ := br.Peek(br.Buffered()) // never fails for what is buffered
+	_, err := aw.Write(held)
+	if err == nil {
+		if rf, ok := dst.(io.ReaderFrom); ok {
+			ar := &attachmentReader{r: part, left: limit - aw.n}
+			var n int64
+			n, err = rf.ReadFrom(ar)
+			aw.n += n
+			switch {
+			case ar.over:
+				aw.over = true
+			case ar.err != nil:
+				err = ar.err
+			case err != nil:
+				aw.err = err
+			}
+		} else {
+			_, err = io.Copy(aw, part)
+		}
+	}
 	switch {
 	case aw.over:
 		return aw.n, badRequest(reasonInvalidAudio, fmt.Errorf("%w: the attachment is larger than %d bytes", ErrInvalidAudio, limit))
@@ -367,6 +388,32 @@ func copyAttachment(dst io.Writer, src io.Reader, limit int64) (int64, *uploadFa
 		return aw.n, readFail(err, limit)
 	}
 	return aw.n, nil
+}
+
+// attachmentReader is the rest of the attachment as a store reads it
+// (io.ReaderFrom): it ends in errAttachmentTooLarge past the size limit,
+// and keeps the body's own read error apart from the store's.
+type attachmentReader struct {
+	r    io.Reader
+	left int64 // bytes still allowed
+	over bool
+	err  error // the body's read error, other than io.EOF
+}
+
+func (a *attachmentReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > a.left+1 {
+		p = p[:a.left+1] // one byte past the limit tells that there is more
+	}
+	n, err := a.r.Read(p)
+	a.left -= int64(n)
+	if a.left < 0 {
+		a.over = true
+		return n, errAttachmentTooLarge
+	}
+	if err != nil && err != io.EOF {
+		a.err = err
+	}
+	return n, err
 }
 
 // attachmentWriter passes writes on to the store until the size limit,
