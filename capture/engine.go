@@ -126,6 +126,8 @@ type Engine struct {
 	clock     atomic.Int64
 	summaryMu sync.Mutex
 	summaries []CallSummary
+	sealing   int        // an import's seal jobs queued, not yet filed (summaryMu)
+	sealed    *sync.Cond // on summaryMu: sealing fell to 0
 	onSummary func(CallSummary)
 
 	work storeWorker // store jobs, off the flush pass (storework.go)
@@ -164,9 +166,17 @@ const maxTickPair = 2 * (1 + 640)
 func (e *Engine) Stats() *Stats { return &e.stats }
 
 // Summaries returns the calls finished so far, in the order they ended.
+// In an import it first waits for the seals queued so far (storework.go):
+// a call's summary is there as soon as the pass that ended it returns.
 func (e *Engine) Summaries() []CallSummary {
 	e.summaryMu.Lock()
 	defer e.summaryMu.Unlock()
+	for e.sealing > 0 {
+		if e.sealed == nil {
+			e.sealed = sync.NewCond(&e.summaryMu)
+		}
+		e.sealed.Wait()
+	}
 	return append([]CallSummary(nil), e.summaries...)
 }
 

@@ -33,8 +33,13 @@ import (
 //
 // Imports run the same jobs inline on the reader (which is also the
 // flusher there): an import has no packets to lose while it waits, and
-// running inline keeps it deterministic (a summary exists as soon as the
-// pass that sealed its call returns).
+// running inline keeps it deterministic. All but the seals: those go to
+// the workers, so that the seals of calls ending together commit together
+// (the store group-commits concurrent commands: one bbolt transaction and
+// one fsync for several seals, where inline each took its own), and their
+// file fsyncs overlap with the import. The import's summaries keep the
+// order the calls ended in: a seal reserves its summary's place when it
+// is queued, and Summaries waits for the seals queued before it.
 
 // storeWorkers run store jobs side by side: the store group-commits
 // concurrent commands (one bbolt transaction and one fsync for all of
@@ -64,6 +69,7 @@ type storeJob struct {
 	final store.Final           // jobSeal
 	sum   *CallSummary          // jobSeal
 	sig   []store.SignalMessage // jobSignal
+	slot  int                   // jobSeal of an import: 1 + its summary's index in Engine.summaries
 }
 
 type jobKind uint8
@@ -90,8 +96,15 @@ type storeWorker struct {
 // imports. Called by the flusher (flushMu held) and by Close.
 func (e *Engine) storeDo(job storeJob) {
 	if !e.cfg.Live {
-		e.runJob(job)
-		return
+		if job.kind != jobSeal {
+			e.runJob(job)
+			return
+		}
+		e.summaryMu.Lock()
+		e.summaries = append(e.summaries, CallSummary{}) // filled by the seal
+		job.slot = len(e.summaries)
+		e.sealing++
+		e.summaryMu.Unlock()
 	}
 	w := &e.work
 	w.mu.Lock()
@@ -181,7 +194,7 @@ func (e *Engine) runJob(job storeJob) {
 			}
 		}
 	case jobSeal:
-		e.sealJob(ctx, p, job.final, job.sum)
+		e.sealJob(ctx, p, job.final, job.sum, job.slot)
 	case jobSignal:
 		if p.created() == nil {
 			break // never created: its create job counted and logged why
@@ -200,7 +213,7 @@ func (e *Engine) runJob(job storeJob) {
 // sealJob writes what the recording buffered (if the flusher never saw
 // it created) and seals it; the call's summary is filed afterwards, with
 // the reference the store assigned.
-func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Final, sum *CallSummary) {
+func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Final, sum *CallSummary, slot int) {
 	var m meta.Recording
 	if r := p.created(); r == nil {
 		// Never created: the create job counted and logged why.
@@ -228,12 +241,21 @@ func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Fi
 	if sum.Status == "" {
 		sum.Status = string(meta.StatusFailed)
 	}
-	e.addSummary(sum)
+	e.addSummary(sum, slot)
 }
 
-func (e *Engine) addSummary(sum *CallSummary) {
+// addSummary files a finished call's summary: at the place its seal job
+// reserved (slot, 1-based), or at the end (slot 0).
+func (e *Engine) addSummary(sum *CallSummary, slot int) {
 	e.summaryMu.Lock()
-	e.summaries = append(e.summaries, *sum)
+	if slot > 0 {
+		e.summaries[slot-1] = *sum
+		if e.sealing--; e.sealing == 0 && e.sealed != nil {
+			e.sealed.Broadcast()
+		}
+	} else {
+		e.summaries = append(e.summaries, *sum)
+	}
 	e.summaryMu.Unlock()
 	if e.onSummary != nil {
 		e.onSummary(*sum)
