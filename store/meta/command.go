@@ -188,13 +188,30 @@ func (t *txn) put(bucket, k, v []byte) error {
 	if !bytes.Equal(bucket, bCallID) && !bytes.Equal(bucket, bRemNum) {
 		b.FillPercent = fillPercent
 	}
+	t.written(bucket, k, b.Get(k) != nil)
 	if err := b.Put(k, v); err != nil {
 		return storageError{fmt.Errorf("put %s: %w", bucket, err)}
 	}
 	return nil
 }
 
+// written tells the search caches (reccache.go) that this transaction
+// writes k of bucket, so they stop serving what searches read of it. A key
+// that did not exist needs nothing: no view before this transaction has it.
+func (t *txn) written(bucket, k []byte, existed bool) {
+	if !existed {
+		return
+	}
+	switch {
+	case bytes.Equal(bucket, bRec):
+		t.db.recs.written(k, uint64(t.tx.ID()))
+	case bytes.Equal(bucket, bTime):
+		t.db.sums.written(k, uint64(t.tx.ID()))
+	}
+}
+
 func (t *txn) del(bucket, k []byte) error {
+	t.written(bucket, k, true)
 	if err := t.tx.Bucket(bucket).Delete(k); err != nil {
 		return storageError{fmt.Errorf("delete %s: %w", bucket, err)}
 	}

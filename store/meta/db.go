@@ -106,8 +106,10 @@ type DB struct {
 	collectLimit int
 	// sortLimit is SortLimit; a field so that tests can reach it.
 	sortLimit int
-	// recs keeps the recordings search results decoded (reccache.go).
-	recs *recCache
+	// recs and sums keep what searches read (reccache.go): decoded
+	// recordings by ID, summaries by time key.
+	recs *viewCache[Recording]
+	sums *viewCache[[]byte]
 }
 
 // Open opens or creates the database file at path.
@@ -123,7 +125,8 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
 	bdb.MaxBatchDelay = maxBatchDelay
-	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit, sortLimit: SortLimit, recs: newRecCache(recCacheEntries)}
+	db := &DB{bolt: bdb, handlers: newHandlerTable(), collectLimit: defaultCollectLimit, sortLimit: SortLimit, recs: newViewCache(recCacheEntries, func(r *Recording) Recording { return r.clone() }),
+		sums: newViewCache[[]byte](sumCacheEntries, nil)}
 	if err := db.bolt.Update(initBuckets); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("meta: init %s: %w", path, err)

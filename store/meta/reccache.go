@@ -6,67 +6,165 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	bolt "go.etcd.io/bbolt"
 )
 
-// recCache keeps recently decoded recordings, so that a page of search
-// results asked for again costs a byte comparison per row instead of a JSON
-// decode. Pages are asked for again all the time: the recordings page
-// refreshes every 15 seconds for every signed-in user, and an integrator
-// polls the newest calls; decoding the 50 rows of a page was two thirds of
-// a search's CPU (BenchmarkSearchAPI in webui).
+// The search caches keep what searches read of recordings, so that a page
+// asked for again reads nothing from the database: recs the decoded
+// recordings of result pages, sums the summaries (the time index's values)
+// that an index plan looks up for each candidate. Pages are asked for
+// again all the time: the recordings page refreshes every 15 seconds for
+// every signed-in user, and an integrator polls the newest calls. Decoding
+// the 50 rows of a page was two thirds of a search's CPU
+// (BenchmarkSearchAPI in webui), and reading them and their summaries,
+// when a user's newest recordings lie scattered through a database larger
+// than the page cache keeps, most of a slow search's time: over 1,000,000
+// recordings with another process writing, the localUser filter's p99 was
+// 875 ms (docs/PERFORMANCE.md).
 //
-// An entry is used only when the bytes stored now equal the bytes it was
-// decoded from, so a changed recording is never served stale, whatever
-// changed it (a command, a restored snapshot, raft entries applied on a
-// follower). Entries never change once stored; callers get clones, which
-// they may modify. Past maxEntries, an eighth of the entries, picked by
-// map order (random), make room: the cache needs no bookkeeping per hit.
-type recCache struct {
+// So a hit reads nothing from the database, and an entry must never
+// outlive the stored value it came from. Every write of a recording or a
+// summary that already exists goes through txn.put or txn.del, which
+// replace its entry with a tombstone naming the writing transaction
+// (written); a Restore empties the caches (reset). A search reads in a
+// read transaction and may add what it read only if its view already
+// holds the last write of that key (add): a search that began before a
+// write, and read the old value, cannot bring it back after the write
+// dropped it. A new key needs no tombstone, since no older view has it. A
+// write in a transaction that rolls back leaves a tombstone too; it only
+// costs misses until the next commit.
+//
+// Entries never change once stored; get hands out copies (clone) where
+// the caller may modify them. Past maxEntries, an eighth of the entries,
+// picked by map order (random), make room: the cache needs no bookkeeping
+// per hit. A tombstone that goes raises floor to its transaction, since
+// what it guarded against is no longer known.
+type viewCache[T any] struct {
 	mu         sync.Mutex
 	maxEntries int
-	m          map[string]*recEntry
+	m          map[string]*viewEntry[T]
+	// floor: no view older than this may add entries (the newest
+	// transaction whose tombstone was dropped, or a Restore's).
+	floor uint64
+	clone func(*T) T // the copy get hands out; nil for values nobody modifies
 }
 
-type recEntry struct {
-	raw []byte
-	rec Recording
+// viewEntry is a cached value, or a tombstone: dead is the write
+// transaction that last changed the key, and v is unset.
+type viewEntry[T any] struct {
+	v    T
+	dead uint64
 }
 
-// recCacheEntries bounds the cache: about 4 MB of stored bytes plus the
-// decoded recordings, 80 pages of 50.
-const recCacheEntries = 4096
+const (
+	// recCacheEntries bounds recs: 16,384 decoded recordings, about 25 MB
+	// (no stored bytes are kept), the first pages of several hundred users.
+	recCacheEntries = 16384
+	// sumCacheEntries bounds sums: summaries are about 100 bytes, 65,536
+	// of them about 15 MB with the map.
+	sumCacheEntries = 65536
+)
 
-func newRecCache(n int) *recCache {
-	return &recCache{maxEntries: n, m: make(map[string]*recEntry, n)}
+func newViewCache[T any](n int, clone func(*T) T) *viewCache[T] {
+	return &viewCache[T]{maxEntries: n, m: make(map[string]*viewEntry[T], n), clone: clone}
 }
 
-// decode fills dst from raw, the stored bytes of the recording keyed id.
-func (c *recCache) decode(id, raw []byte, dst *Recording) error {
+// get fills dst with the value cached for key and reports whether there
+// was one.
+func (c *viewCache[T]) get(key []byte, dst *T) bool {
 	c.mu.Lock()
-	e := c.m[string(id)]
+	e := c.m[string(key)]
 	c.mu.Unlock()
-	if e != nil && bytes.Equal(e.raw, raw) {
-		*dst = e.rec.clone()
-		return nil
+	if e == nil || e.dead != 0 {
+		return false
 	}
+	if c.clone != nil {
+		*dst = c.clone(&e.v)
+	} else {
+		*dst = e.v
+	}
+	return true
+}
+
+// add keeps v, read for key in the read transaction view (its bbolt ID:
+// the last commit it sees), unless key was written after view. v must be
+// the cache's own: nobody may modify it afterwards.
+func (c *viewCache[T]) add(key []byte, view uint64, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if view < c.floor {
+		return
+	}
+	if old := c.m[string(key)]; old != nil && view < old.dead {
+		return
+	}
+	c.makeRoom()
+	c.m[string(key)] = &viewEntry[T]{v: v}
+}
+
+// written drops the entry of key, which write transaction txid changes or
+// deletes, and keeps a tombstone so that no search reading it in an older
+// view adds it back.
+func (c *viewCache[T]) written(key []byte, txid uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[string(key)]; old != nil {
+		c.m[string(key)] = &viewEntry[T]{dead: max(old.dead, txid)}
+		return
+	}
+	c.makeRoom()
+	c.m[string(key)] = &viewEntry[T]{dead: txid}
+}
+
+// reset drops every entry: write transaction txid replaced every key
+// (Restore).
+func (c *viewCache[T]) reset(txid uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	c.floor = max(c.floor, txid)
+}
+
+// makeRoom drops an eighth of the entries when the cache is full. c.mu is
+// held.
+func (c *viewCache[T]) makeRoom() {
+	if len(c.m) < c.maxEntries {
+		return
+	}
+	drop := max(1, c.maxEntries/8)
+	for k, e := range c.m {
+		c.floor = max(c.floor, e.dead)
+		delete(c.m, k)
+		if drop--; drop == 0 {
+			break
+		}
+	}
+}
+
+// decodeRecording fills dst from raw, the stored bytes of the recording
+// keyed id as the read transaction view reads them, and caches it.
+func (db *DB) decodeRecording(id []byte, view uint64, raw []byte, dst *Recording) error {
 	*dst = Recording{}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return err
 	}
-	e = &recEntry{raw: bytes.Clone(raw), rec: dst.clone()}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.maxEntries {
-		drop := max(1, c.maxEntries/8)
-		for k := range c.m {
-			delete(c.m, k)
-			if drop--; drop == 0 {
-				break
-			}
-		}
-	}
-	c.m[string(id)] = e
+	db.recs.add(id, view, dst.clone())
 	return nil
+}
+
+// summaryOf returns the summary of the recording at skey, from sums or
+// from the time index; the bytes are valid inside the read transaction
+// tx (view: its ID).
+func (db *DB) summaryOf(timeB *bolt.Bucket, view uint64, skey []byte) []byte {
+	var v []byte
+	if db.sums.get(skey, &v) {
+		return v
+	}
+	if v = timeB.Get(skey); v != nil {
+		db.sums.add(skey, view, bytes.Clone(v))
+	}
+	return v
 }
 
 // clone returns a copy of r that shares no slice, map or pointer with it

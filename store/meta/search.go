@@ -818,7 +818,7 @@ func (f *filter) plans(tx *bolt.Tx, collectLimit int) ([]*plan, error) {
 }
 
 // run advances p by up to p.step candidates.
-func (p *plan) run(tx *bolt.Tx, f *filter, timeB *bolt.Bucket) error {
+func (p *plan) run(db *DB, tx *bolt.Tx, f *filter, timeB *bolt.Bucket) error {
 	var s summary
 	for range p.step {
 		skey, v := p.it.next()
@@ -827,7 +827,7 @@ func (p *plan) run(tx *bolt.Tx, f *filter, timeB *bolt.Bucket) error {
 			return nil
 		}
 		if v == nil {
-			if v = timeB.Get(skey); v == nil {
+			if v = db.summaryOf(timeB, uint64(tx.ID()), skey); v == nil {
 				return fmt.Errorf("%w: %s index entry %x has no recording", ErrCorrupt, p.name, skey)
 			}
 		}
@@ -897,7 +897,7 @@ func (db *DB) search(q *Query, winner *string) (Page, error) {
 					continue
 				}
 				live++
-				if err := p.run(tx, f, timeB); err != nil {
+				if err := p.run(db, tx, f, timeB); err != nil {
 					return err
 				}
 				if p.it.overflow() {
@@ -937,11 +937,14 @@ func (db *DB) search(q *Query, winner *string) (Page, error) {
 		page.Recordings = make([]Recording, len(keys))
 		recB := tx.Bucket(bRec)
 		for i, k := range keys {
+			if db.recs.get(k[8:], &page.Recordings[i]) {
+				continue
+			}
 			raw := recB.Get(k[8:])
 			if raw == nil {
 				return fmt.Errorf("%w: time index entry %x has no recording", ErrCorrupt, k)
 			}
-			if err := db.recs.decode(k[8:], raw, &page.Recordings[i]); err != nil {
+			if err := db.decodeRecording(k[8:], uint64(tx.ID()), raw, &page.Recordings[i]); err != nil {
 				return fmt.Errorf("%w: recording %x: %w", ErrCorrupt, k[8:], err)
 			}
 		}

@@ -234,6 +234,9 @@ func (db *DB) Restore(r io.Reader, dir string) error {
 	defer src.Close()
 	return src.View(func(stx *bolt.Tx) error {
 		return db.bolt.Update(func(tx *bolt.Tx) error {
+			// Every recording may change: searches decode afresh.
+			db.recs.reset(uint64(tx.ID()))
+			db.sums.reset(uint64(tx.ID()))
 			var names [][]byte
 			if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 				names = append(names, bytes.Clone(name))
