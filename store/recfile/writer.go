@@ -26,7 +26,10 @@ type Writer struct {
 	cc     *chunkCipher
 	// buf is [length (4)][plaintext (chunkSize)][tag (16)]; the plaintext is
 	// sealed in place and buf[:4+n+16] is written out.
-	buf       []byte
+	buf []byte
+	// chunkSize is the plaintext capacity of the current chunk: the
+	// header's ChunkSize, except for a page-aligned file's first chunk
+	// (alignedFirstChunk).
 	chunkSize int
 	n         int       // plaintext bytes in the current chunk
 	index     uint64    // index of the current chunk
@@ -88,7 +91,7 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 		path:      path,
 		header:    h,
 		cc:        cc,
-		chunkSize: h.ChunkSize,
+		chunkSize: alignedFirstChunk(h.ChunkSize),
 		hash:      newSealHash(h.Version, &hb),
 		plain:     cfg.plain,
 	}
@@ -122,7 +125,8 @@ func Create(path string, h Header, dek []byte, rand io.Reader, opts ...CreateOpt
 func (w *Writer) Header() Header { return w.header }
 
 // Available returns how many more plaintext bytes fit into the current chunk
-// before it is sealed and written.
+// before it is sealed and written (the first chunk may hold fewer than the
+// chunk size: alignedFirstChunk).
 func (w *Writer) Available() int { return w.chunkSize - w.n }
 
 // Size returns the number of plaintext bytes written so far, buffered or not.
@@ -308,7 +312,31 @@ func (w *Writer) sealChunk(flags byte) error {
 	w.sealed += int64(w.n)
 	w.index++
 	w.n = 0
+	w.chunkSize = w.header.ChunkSize
 	return nil
+}
+
+// pageSize is the unit of the page cache that writes are aligned to.
+const pageSize = 4096
+
+// alignedFirstChunk returns the plaintext capacity of a file's first chunk
+// for chunks of chunkSize plaintext bytes. When a whole chunk in the file
+// (chunkSize + Overhead) is a whole number of pages, as the store's 16 KiB
+// chunks of captured calls are, the first chunk holds HeaderSize fewer
+// bytes, so that it ends, and every later full chunk k starts, at
+// k·(chunkSize+Overhead): a page boundary. Behind the 48-byte header every
+// chunk's write straddled a page at both ends, five pages touched for
+// four pages of bytes (docs/PERFORMANCE.md, Import throughput, sixth
+// round, has what that costs the kernel). The format allows
+// it: chunks may be shorter than the chunk size (a live call's Flush cuts
+// one every second), and readers walk the length fields. Chunk sizes
+// that are not a whole number of pages keep a full first chunk: aligning
+// the first chunk would not align the others.
+func alignedFirstChunk(chunkSize int) int {
+	if (chunkSize+Overhead)%pageSize == 0 && chunkSize > HeaderSize {
+		return chunkSize - HeaderSize
+	}
+	return chunkSize
 }
 
 func syncDir(dir string) error {
