@@ -24,6 +24,15 @@ import (
 // the messages of calls that have a recording and queues one job per
 // recording (behind its create job, on its worker), drops those of calls
 // that ended without one, and keeps the rest, in order.
+//
+// An import holds a recorded call's messages in the call's recording
+// instead (recording.held) and hands them to the store once, with the
+// seal job: each append opens the side file, derives its key and closes
+// it again, and a call's messages came in two or three appends (setup,
+// then the BYE and its answer). A call holds at most maxHeldSignal bytes;
+// beyond that the held messages go out as a job as before. Live capture
+// appends every pass, so a crash loses at most a second of a call's
+// signalling, as of its audio.
 
 // maxSignalLog bounds the bytes of SIP waiting for recordings; beyond it
 // messages are counted in Stats.SignalDropped, not stored.
@@ -32,6 +41,11 @@ const maxSignalLog = 64 << 20
 // releaseSignalLog is the capacity above which a log's buffer shrinks to
 // what it holds once it is three quarters empty.
 const releaseSignalLog = 256 << 10
+
+// maxHeldSignal bounds the SIP bytes an import's call holds until its
+// seal: a call's setup and teardown are a few KiB; a call that re-INVITEs
+// for an hour sends them on in jobs of about this size.
+const maxHeldSignal = 16 << 10
 
 // sigEntry is one SIP message in the log; its bytes are sigBuf[off:off+n].
 type sigEntry struct {
@@ -65,6 +79,9 @@ func (e *Engine) handSignals() {
 	keep, keepBytes := 0, 0
 	for _, en := range e.sigLog {
 		c := en.c
+		if c == nil {
+			continue // taken by its call's seal (takeSignals)
+		}
 		raw := e.sigBuf[en.off : en.off+en.n]
 		if c.rec == nil {
 			if _, open := e.calls[c]; open {
@@ -76,13 +93,19 @@ func (e *Engine) handSignals() {
 			}
 			continue // a call forgotten without a recording: dropped
 		}
-		transport := "udp"
-		if en.tcp {
-			transport = "tcp"
+		m := en.message(raw)
+		rec := c.rec
+		if !e.cfg.Live && !rec.sealing {
+			if rec.heldBytes+len(raw) <= maxHeldSignal {
+				rec.held = append(rec.held, m)
+				rec.heldBytes += len(raw)
+				continue
+			}
 		}
-		m := store.SignalMessage{At: time.Unix(0, en.at).UTC(), Transport: transport, Src: en.src, Dst: en.dst, Raw: append([]byte(nil), raw...)}
 		if c.sigJob == 0 {
-			jobs = append(jobs, storeJob{kind: jobSignal, rec: c.rec.r})
+			// Held messages (a long call's) go first, in order.
+			jobs = append(jobs, storeJob{kind: jobSignal, rec: rec.r, sig: rec.held})
+			rec.held, rec.heldBytes = nil, 0
 			calls = append(calls, c)
 			c.sigJob = len(jobs)
 		}
@@ -111,4 +134,35 @@ func (e *Engine) handSignals() {
 		jobs[i] = storeJob{}
 	}
 	e.sigJobs = jobs[:0]
+}
+
+// message copies en's bytes (raw) into a store.SignalMessage.
+func (en *sigEntry) message(raw []byte) store.SignalMessage {
+	transport := "udp"
+	if en.tcp {
+		transport = "tcp"
+	}
+	return store.SignalMessage{At: time.Unix(0, en.at).UTC(), Transport: transport, Src: en.src, Dst: en.dst, Raw: append([]byte(nil), raw...)}
+}
+
+// takeSignals returns the messages an import's call held for its seal
+// job, with those the log still has for it (the BYE that ended it is
+// logged before the pass that seals), and makes the call's later messages
+// go out as jobs. Live capture holds none: nil. Called by the flusher.
+func (e *Engine) takeSignals(c *call, rec *recording) []store.SignalMessage {
+	rec.sealing = true
+	if e.cfg.Live {
+		return nil
+	}
+	e.mu.Lock()
+	for i := range e.sigLog {
+		if en := &e.sigLog[i]; en.c == c {
+			rec.held = append(rec.held, en.message(e.sigBuf[en.off:en.off+en.n]))
+			en.c = nil
+		}
+	}
+	e.mu.Unlock()
+	held := rec.held
+	rec.held, rec.heldBytes = nil, 0
+	return held
 }

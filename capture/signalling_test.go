@@ -2,12 +2,18 @@ package capture
 
 import (
 	"bytes"
+	"context"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/callvault/callvault/capture/packet"
+	"github.com/callvault/callvault/capture/synth"
 	"github.com/callvault/callvault/store"
+	"github.com/callvault/callvault/store/meta"
 )
 
 // TestSignallingStored is issue 7's "the SIP messages of the call when it
@@ -152,5 +158,166 @@ func TestSignalLogGivesMemoryBack(t *testing.T) {
 	}
 	if n := e.stats.SignalDropped.Load(); n != 0 {
 		t.Errorf("%d messages counted as dropped for lack of room", n)
+	}
+}
+
+// sigCountSink counts AppendSignalling calls per recording and fails one
+// that comes after the recording's seal.
+type sigCountSink struct {
+	Sink
+	mu      sync.Mutex
+	appends map[string]int
+	msgs    map[string]int
+	sealed  map[string]bool
+	late    []string
+}
+
+func (s *sigCountSink) Create(ctx context.Context, rec meta.Recording, imported bool) (Recorder, error) {
+	r, err := s.Sink.Create(ctx, rec, imported)
+	if err != nil {
+		return nil, err
+	}
+	return &sealNoting{r.(*store.Recorder), s}, nil
+}
+
+func (s *sigCountSink) AppendSignalling(id meta.ID, msgs ...store.SignalMessage) error {
+	s.mu.Lock()
+	s.appends[id]++
+	s.msgs[id] += len(msgs)
+	if s.sealed[id] {
+		s.late = append(s.late, id)
+	}
+	s.mu.Unlock()
+	return s.Sink.AppendSignalling(id, msgs...)
+}
+
+// sealNoting tells its sink when the recording is sealed.
+type sealNoting struct {
+	*store.Recorder
+	s *sigCountSink
+}
+
+func (r *sealNoting) Close(ctx context.Context, f store.Final) (meta.Recording, error) {
+	r.s.mu.Lock()
+	r.s.sealed[r.ID()] = true
+	r.s.mu.Unlock()
+	return r.Recorder.Close(ctx, f)
+}
+
+// TestImportHoldsSignalsUntilSeal: an import stores each recorded call's
+// SIP messages in one append, before the seal (the open recording's cheap
+// path), and every message the call had is there, in order: INVITE
+// first, the BYE's answer last.
+func TestImportHoldsSignalsUntilSeal(t *testing.T) {
+	st := testStore(t)
+	sink := &sigCountSink{Sink: StoreSink(st), appends: map[string]int{}, msgs: map[string]int{}, sealed: map[string]bool{}}
+	e := New(Config{}, sink)
+	r := e.NewReader()
+	if _, err := synth.Generate(synth.Config{Calls: 20, Duration: 10 * time.Second, Seed: 11}, func(ts time.Time, frame []byte) error {
+		r.Handle(packet.LinkEthernet, ts, frame)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	sums := e.Summaries()
+	if len(sums) != 20 {
+		t.Fatalf("%d calls, want 20", len(sums))
+	}
+	if len(sink.late) > 0 {
+		t.Errorf("appends after the seal: %v", sink.late)
+	}
+	for _, s := range sums {
+		msgs, err := st.Signalling(s.RecordingID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := sink.appends[s.RecordingID]; n != 1 {
+			t.Errorf("call %s: %d appends, want 1", s.CallID, n)
+		}
+		if len(msgs) < 4 || len(msgs) != sink.msgs[s.RecordingID] {
+			t.Fatalf("call %s: %d messages stored, %d appended", s.CallID, len(msgs), sink.msgs[s.RecordingID])
+		}
+		if got := startLine(t, msgs[0]); got != "INVITE" {
+			t.Errorf("call %s: first message %s", s.CallID, got)
+		}
+		if got := startLine(t, msgs[len(msgs)-1]); got != "200 BYE" {
+			t.Errorf("call %s: last message %s", s.CallID, got)
+		}
+		for i, m := range msgs {
+			if !bytes.Contains(m.Raw, []byte(s.CallID)) || (i > 0 && m.At.Before(msgs[i-1].At)) {
+				t.Errorf("call %s message %d: not this call's, or out of order", s.CallID, i)
+			}
+		}
+	}
+}
+
+// TestHeldSignalsCapped: an import's call holds at most maxHeldSignal
+// bytes of SIP; past that its messages go to the store in jobs, and what
+// is still held goes with the seal, everything in order.
+func TestHeldSignalsCapped(t *testing.T) {
+	st := testStore(t)
+	sink := &sigCountSink{Sink: StoreSink(st), appends: map[string]int{}, msgs: map[string]int{}, sealed: map[string]bool{}}
+	e := New(Config{}, sink)
+	rec, err := sink.Create(context.Background(), meta.Recording{Direction: meta.DirUnknown, Source: meta.SourceMirror, Channels: 2, File: meta.FileInfo{Format: meta.FormatGrid}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pendingRecorder{id: rec.ID()}
+	p.ready(rec)
+	p.r = rec
+	ap := netip.MustParseAddrPort("192.0.2.1:5060")
+	e.mu.Lock()
+	c := e.newCall(0, "long")
+	e.mu.Unlock()
+	c.rec = &recording{r: p}
+	const n, size = 50, 1000
+	for i := 0; i < n; i++ {
+		raw := append([]byte("INFO "+strconv.Itoa(i)+" "), bytes.Repeat([]byte("x"), size)...)
+		e.mu.Lock()
+		e.noteSignal(c, int64(i), ap, ap, raw, false)
+		e.mu.Unlock()
+		if i%3 == 0 && i < n-4 { // the last four are still in the log at the seal
+			e.flushMu.Lock()
+			e.handSignals()
+			e.flushMu.Unlock()
+		}
+		if c.rec.heldBytes > maxHeldSignal {
+			t.Fatalf("message %d: %d bytes held", i, c.rec.heldBytes)
+		}
+	}
+	stored := sink.msgs[rec.ID()]
+	if sink.appends[rec.ID()] < 2 || stored < n*size/maxHeldSignal {
+		t.Fatalf("%d appends of %d messages before the seal, want them past every %d bytes", sink.appends[rec.ID()], stored, maxHeldSignal)
+	}
+	e.flushMu.Lock()
+	rest := e.takeSignals(c, c.rec)
+	e.flushMu.Unlock()
+	if stored+len(rest) != n {
+		t.Fatalf("%d messages stored and %d for the seal, want %d", stored, len(rest), n)
+	}
+	if err := sink.AppendSignalling(rec.ID(), rest...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Close(context.Background(), store.Final{}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := st.Signalling(rec.ID())
+	if err != nil || len(msgs) != n {
+		t.Fatalf("%d messages stored, %v", len(msgs), err)
+	}
+	for i, m := range msgs {
+		if want := "INFO " + strconv.Itoa(i) + " "; !bytes.HasPrefix(m.Raw, []byte(want)) {
+			t.Fatalf("message %d is %q", i, first(m.Raw)[:12])
+		}
+	}
+	e.mu.Lock()
+	left := len(e.sigLog)
+	e.mu.Unlock()
+	e.flushMu.Lock()
+	e.handSignals() // the taken entries are dropped, not stored twice
+	e.flushMu.Unlock()
+	if left != 4 || len(e.sigLog) != 0 || sink.msgs[rec.ID()] != n {
+		t.Fatalf("log had %d entries (want the 4 taken), has %d; %d messages appended", left, len(e.sigLog), sink.msgs[rec.ID()])
 	}
 }

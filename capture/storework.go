@@ -68,7 +68,7 @@ type storeJob struct {
 	cmd   meta.Command          // jobApply
 	final store.Final           // jobSeal
 	sum   *CallSummary          // jobSeal
-	sig   []store.SignalMessage // jobSignal
+	sig   []store.SignalMessage // jobSignal; jobSeal of an import: its held messages
 	slot  int                   // jobSeal of an import: 1 + its summary's index in Engine.summaries
 }
 
@@ -194,7 +194,7 @@ func (e *Engine) runJob(job storeJob) {
 			}
 		}
 	case jobSeal:
-		e.sealJob(ctx, p, job.final, job.sum, job.slot)
+		e.sealJob(ctx, p, job.final, job.sum, job.slot, job.sig)
 	case jobSignal:
 		if p.created() == nil {
 			break // never created: its create job counted and logged why
@@ -211,9 +211,10 @@ func (e *Engine) runJob(job storeJob) {
 }
 
 // sealJob writes what the recording buffered (if the flusher never saw
-// it created) and seals it; the call's summary is filed afterwards, with
-// the reference the store assigned.
-func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Final, sum *CallSummary, slot int) {
+// it created), stores sig (an import's SIP messages, held until now) and
+// seals it; the call's summary is filed afterwards, with the reference the
+// store assigned.
+func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Final, sum *CallSummary, slot int, sig []store.SignalMessage) {
 	var m meta.Recording
 	if r := p.created(); r == nil {
 		// Never created: the create job counted and logged why.
@@ -225,6 +226,14 @@ func (e *Engine) sealJob(ctx context.Context, p *pendingRecorder, final store.Fi
 				e.cfg.Log.Error("write recording", "id", p.id, "err", werr)
 			}
 			p.buf = nil
+		}
+		// Before the seal: appended to an open recording, the store takes
+		// its metadata and the side file's end from the Recorder.
+		if len(sig) > 0 {
+			if err := e.sink.AppendSignalling(p.id, sig...); err != nil {
+				e.stats.RecordErrors.Add(1)
+				e.cfg.Log.Error("store signalling", "id", p.id, "messages", len(sig), "err", err)
+			}
 		}
 		var err error
 		m, err = r.Close(ctx, final)

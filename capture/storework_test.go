@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -252,7 +253,9 @@ func (f forcedSink) Create(ctx context.Context, rec meta.Recording, _ bool) (Rec
 
 // TestImportRecordingsUnflushed: an import's recordings are created
 // store.Unflushed, so even with the store flushing every millisecond their
-// files hold full chunks only, and one last (possibly empty) chunk: no
+// files hold full chunks only (the first one the file header's 48 bytes
+// short, so the chunks after it are page aligned), and one last (possibly
+// empty) chunk: no
 // held-back tail in capture is needed for that any more. The same import
 // with its recordings created as live ones shows the flush cutting chunks
 // short (the check can fail).
@@ -282,21 +285,45 @@ func TestImportRecordingsUnflushed(t *testing.T) {
 			if err != nil || m.Status != meta.StatusComplete {
 				t.Fatalf("imported=%v: %s: %+v, %v", imported, s.RecordingID, m.Status, err)
 			}
-			fi, err := os.Stat(filepath.Join(dir, "recordings", m.File.Path))
+			raw, err := os.ReadFile(filepath.Join(dir, "recordings", m.File.Path))
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Full chunks, then the last one (empty when the size is a
-			// multiple of the chunk).
-			chunks := m.Size/liveChunkSize + 1
-			want := int64(recfile.HeaderSize) + m.Size + chunks*store.ChunkOverhead
-			switch {
-			case fi.Size() < want:
-				t.Fatalf("imported=%v: %s: file of %d bytes for %d of audio, less than %d", imported, s.RecordingID, fi.Size(), m.Size, want)
-			case fi.Size() > want:
+			// Full chunks, then the last one (empty when the size fills
+			// the chunks before it). The first chunk is the header's 48
+			// bytes short, so every later chunk starts on a page (16 KiB)
+			// boundary (recfile's alignedFirstChunk).
+			var lens []int64
+			for off := recfile.HeaderSize; off < len(raw); {
+				if off+4 > len(raw) {
+					t.Fatalf("%s: torn length field at %d", s.RecordingID, off)
+				}
+				if imported && off%(16<<10) != 0 && len(lens) > 0 {
+					t.Errorf("imported=%v: %s: chunk %d starts at %d, not on a 16 KiB boundary", imported, s.RecordingID, len(lens), off)
+				}
+				l := int64(binary.BigEndian.Uint32(raw[off:]))
+				lens = append(lens, l)
+				off += int(l) + store.ChunkOverhead
+			}
+			var total int64
+			short := 0
+			for k, l := range lens {
+				total += l
+				full := int64(liveChunkSize)
+				if k == 0 {
+					full -= recfile.HeaderSize
+				}
+				if k < len(lens)-1 && l != full {
+					short++
+				}
+			}
+			if total != m.Size {
+				t.Fatalf("imported=%v: %s: chunks hold %d bytes, metadata says %d", imported, s.RecordingID, total, m.Size)
+			}
+			if short > 0 {
 				cut++
 				if imported {
-					t.Errorf("%s: file of %d bytes for %d of audio, want %d: %d chunks cut short", s.RecordingID, fi.Size(), m.Size, want, (fi.Size()-want)/store.ChunkOverhead)
+					t.Errorf("%s: %d of %d chunks cut short", s.RecordingID, short, len(lens))
 				}
 			}
 		}
