@@ -364,3 +364,28 @@ func uuidOf(t *testing.T, id string) [16]byte {
 	}
 	return u
 }
+
+// TestViewCacheKeepsWhatIsHit: entries that searches keep hitting survive
+// a stream of entries nobody asks for again (the clock), where dropping at
+// random lost them.
+func TestViewCacheKeepsWhatIsHit(t *testing.T) {
+	c := newViewCache[[]byte](100, nil)
+	hot := func(i int) []byte { return []byte{'h', byte(i)} }
+	for i := range 60 {
+		c.add(hot(i), 1, []byte{byte(i)})
+	}
+	var v []byte
+	for round := range 200 {
+		for i := range 60 {
+			if !c.get(hot(i), &v) || v[0] != byte(i) {
+				t.Fatalf("round %d: hot entry %d was dropped", round, i)
+			}
+		}
+		for j := range 30 {
+			c.add([]byte{'c', byte(round), byte(j)}, 1, nil)
+		}
+	}
+	if len(c.m) != 100 || len(c.slots) != 100 {
+		t.Fatalf("the cache holds %d keys in %d slots, want 100", len(c.m), len(c.slots))
+	}
+}
