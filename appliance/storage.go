@@ -77,6 +77,7 @@ func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
 		counter("callvault_store_recordings_sealed_total", "Recordings sealed (complete or recovered).", s.RecordingsSealed.Load),
 		counter("callvault_store_recordings_failed_total", "Recordings aborted or unrecoverable.", s.RecordingsFailed.Load),
 		counter("callvault_store_recordings_recovered_total", "Recordings recovered after a crash.", s.Recovered.Load),
+		counter("callvault_store_orphan_files_removed_total", "Hot-tier files a crash left without a recording, removed at start.", s.OrphansRemoved.Load),
 		counter("callvault_store_recordings_deleted_total", "Recordings deleted (crypto-shredded).", s.Deleted.Load),
 		counter("callvault_store_bytes_written_total", "Plaintext audio bytes written to encrypted files.", s.BytesWritten.Load),
 		counter("callvault_store_write_errors_total", "Write, flush and seal errors other than a full disk.", s.WriteErrors.Load),

@@ -11,6 +11,7 @@ type Stats struct {
 	RecordingsSealed  atomic.Int64
 	RecordingsFailed  atomic.Int64 // aborted or unrecoverable
 	Recovered         atomic.Int64 // recovered after a crash
+	OrphansRemoved    atomic.Int64 // hot-tier files a crash left without a recording, removed
 	BytesWritten      atomic.Int64 // plaintext bytes accepted
 	WriteErrors       atomic.Int64 // write/flush/seal errors other than a full disk
 	DiskFullErrors    atomic.Int64 // recordings refused or cut short for lack of space

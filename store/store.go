@@ -123,6 +123,9 @@ type Store struct {
 	// purgeDone is closed when the purge loop has stopped (at once when
 	// there is none).
 	purgeDone chan struct{}
+	// sweepDone is closed when the sweep for files left by a crash has
+	// ended (orphans.go), at once when there is none.
+	sweepDone chan struct{}
 }
 
 // Open locks the data directory (failing at once, naming the holder, if
@@ -185,10 +188,18 @@ func Open(cfg Config) (_ *Store, err error) {
 	if cfg.Archive.Dir != "" {
 		s.tier = newTierMover(s, cfg.Archive)
 	}
+	s.sweepDone = make(chan struct{})
 	if !cfg.DeferRecovery {
 		if err := s.recover(context.Background()); err != nil {
 			return nil, fmt.Errorf("recover recordings left open: %w", err)
 		}
+		opened := time.Now()
+		go func() {
+			defer close(s.sweepDone)
+			s.sweepOrphans(opened)
+		}()
+	} else {
+		close(s.sweepDone)
 	}
 	go s.flushLoop()
 	s.purgeDone = make(chan struct{})
@@ -291,6 +302,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.stopped
 	<-s.purgeDone
+	<-s.sweepDone
 	if s.tier != nil {
 		s.tier.Stop()
 	}
