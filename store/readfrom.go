@@ -1,9 +1,6 @@
 package store
 
-import (
-	"fmt"
-	"io"
-)
+import "io"
 
 // ReadFrom reads src to its end into the recording, straight into the
 // encrypting writer's chunk buffer (recfile.Writer.ReadFrom): an upload's
@@ -23,22 +20,18 @@ func (r *Recorder) ReadFrom(src io.Reader) (int64, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return 0, ErrClosed
-	}
-	if r.err != nil {
-		return 0, r.err
+	if err := r.writable(); err != nil {
+		return 0, err
 	}
 	// src's errors are returned through a wrapper that keeps them, so they
 	// are told from the writer's, which recfile makes sticky.
 	kr := &keptErrReader{r: src}
 	n, err := r.w.ReadFrom(kr)
-	r.s.stats.BytesWritten.Add(n)
-	if err != nil && kr.err == nil {
-		r.err = r.s.classify(fmt.Errorf("write recording %s: %w", r.id, err))
-		return n, r.err
+	if err != nil && kr.err != nil {
+		r.s.stats.BytesWritten.Add(n)
+		return n, err
 	}
-	return n, err
+	return n, r.wrote(n, err)
 }
 
 // keptErrReader remembers the error its reader returned, other than io.EOF.

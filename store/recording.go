@@ -308,19 +308,32 @@ func (r *Recorder) ID() string { return r.id }
 func (r *Recorder) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return 0, ErrClosed
-	}
-	if r.err != nil {
-		return 0, r.err
+	if err := r.writable(); err != nil {
+		return 0, err
 	}
 	n, err := r.w.Write(p)
-	r.s.stats.BytesWritten.Add(int64(n))
+	return n, r.wrote(int64(n), err)
+}
+
+// writable says whether the recording takes more bytes: not after Close
+// or Abort, nor after a write failed. r.mu is held.
+func (r *Recorder) writable() error {
+	if r.closed {
+		return ErrClosed
+	}
+	return r.err
+}
+
+// wrote counts n bytes written and makes err, the writer's, the
+// recording's sticky error, classified (a full disk is ErrDiskFull).
+// r.mu is held.
+func (r *Recorder) wrote(n int64, err error) error {
+	r.s.stats.BytesWritten.Add(n)
 	if err != nil {
 		r.err = r.s.classify(fmt.Errorf("write recording %s: %w", r.id, err))
-		return n, r.err
+		return r.err
 	}
-	return n, nil
+	return nil
 }
 
 // Available is how many bytes fit in the current chunk before it is
