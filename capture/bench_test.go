@@ -44,15 +44,9 @@ func benchStore(tb testing.TB, dir string) *store.Store {
 	return st
 }
 
-// benchCPU is the user+system CPU time of this process so far, all threads
-// (readers, store goroutines, GC): packets per CPU second is a per-core
-// figure however many cores the run spread over.
-func benchCPU(tb testing.TB) time.Duration {
-	user, sys := benchCPUSplit(tb)
-	return user + sys
-}
-
-// benchCPUSplit is benchCPU's user and system parts.
+// benchCPUSplit is the user and system CPU time of this process so far,
+// all threads (readers, store goroutines, GC): packets per CPU second is a
+// per-core figure however many cores the run spread over.
 func benchCPUSplit(tb testing.TB) (user, sys time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
