@@ -58,6 +58,11 @@ import (
 // fourth round; docs/PERFORMANCE.md has the figures and their noise).
 const deferPasses = 32
 
+// spreadLinesPerPass is how many times four cache lines of the next
+// call a catch-up prefetches per pass it runs (spreadPrefetch): 300 lines
+// over 32 passes, with room for calls that queued more.
+const spreadLinesPerPass = 3
+
 // passMark is a pass a deferred call has not seen yet: its capture time
 // and the stamp of the last packet queued before it.
 type passMark struct {
@@ -133,6 +138,7 @@ func (e *Engine) catchUp(c *call) {
 		if m.no <= c.through {
 			continue
 		}
+		e.spread.step(spreadLinesPerPass)
 		e.drainUntil(c, rec, m.order, true)
 		if lm := max(rec.lastArr[0], rec.lastArr[1]); rec.grid != nil && lm > 0 {
 			e.pullTicks(rec, min(m.now, lm+holdback), -1)
@@ -231,6 +237,53 @@ func prefetchCall(c *call, step int) {
 				p := uintptr(unsafe.Pointer(b))
 				prefetch4(uintptr(unsafe.Pointer(sl)), p, p+64, p+128)
 			}
+		}
+	}
+}
+
+// spreadPrefetch brings the bulk of a call's memory into the caches while
+// the call before it is caught up: its queued packets (slot headers and
+// payloads) and its playout timelines, about 300 cache lines at 32 passes
+// of G.711. Prefetched all at once, they stalled the catch-up they were
+// issued from (a PREFETCH waits for a free line-fill buffer: prefetch4's
+// own samples doubled); spread over the catch-up's passes, a few lines a
+// pass, they arrive while the catch-up works. Hints only: the spans are
+// addresses, not pointers, and a stale one costs a wasted prefetch.
+type spreadPrefetch struct {
+	spans [8]struct{ a, end uintptr }
+	n, i  int
+}
+
+// load replaces what is left with c's queued packets and timelines.
+// flushMu is held (the pass owns the consumer side of c's rings).
+func (sp *spreadPrefetch) load(c *call) {
+	sp.n, sp.i = 0, 0
+	for _, s := range c.streams {
+		if r := s.lanes[0].Load(); r != nil {
+			r.QueuedMemory(sp.add)
+		}
+	}
+	if rec := c.rec; rec != nil && rec.grid != nil {
+		rec.ch[0].play.Memory(sp.add)
+		rec.ch[1].play.Memory(sp.add)
+	}
+}
+
+func (sp *spreadPrefetch) add(p unsafe.Pointer, n uintptr) {
+	if sp.n < len(sp.spans) && n > 0 {
+		sp.spans[sp.n].a, sp.spans[sp.n].end = uintptr(p)&^63, uintptr(p)+n
+		sp.n++
+	}
+}
+
+// step prefetches the next four times k cache lines.
+func (sp *spreadPrefetch) step(k int) {
+	for ; k > 0 && sp.i < sp.n; k-- {
+		s := &sp.spans[sp.i]
+		a := s.a
+		prefetch4(a, a+64, a+128, a+192)
+		if s.a = a + 256; s.a >= s.end {
+			sp.i++
 		}
 	}
 }

@@ -116,6 +116,7 @@ type Engine struct {
 	batchBuf   []byte
 	passNo     int64
 	passLog    []passMark
+	spread     spreadPrefetch // the next call's memory, prefetched during a catch-up (batch.go)
 	deferUntil int64
 	// SIP messages waiting for their recordings (signalling.go): sigLog
 	// and sigBuf are e.mu's, sigJobs the flusher's scratch.

@@ -94,6 +94,9 @@ func (e *Engine) flushLocked(now int64) {
 		for step := 0; step <= 3 && i+1+step < len(calls); step++ {
 			prefetchCall(calls[i+1+step], step)
 		}
+		if i+1 < len(calls) && calls[i+1].deferred {
+			e.spread.load(calls[i+1])
+		}
 		if c.deferred {
 			e.catchUp(c)
 			c.deferred = false

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"time"
+	"unsafe"
 
 	"github.com/callvault/callvault/store/audio"
 )
@@ -216,6 +217,18 @@ func NewPlayout(cfg PlayoutConfig) (*Playout, error) {
 		p.tags[i] = -1
 	}
 	return p, nil
+}
+
+// Memory reports the timeline's memory (tick bytes and received-unit
+// bits) to fn, for a consumer that wants it in its caches before it places
+// packets and pulls ticks (prefetch hints, nothing more).
+func (p *Playout) Memory(fn func(ptr unsafe.Pointer, n uintptr)) {
+	if len(p.buf) > 0 {
+		fn(unsafe.Pointer(&p.buf[0]), uintptr(len(p.buf)))
+	}
+	if len(p.cover) > 0 {
+		fn(unsafe.Pointer(&p.cover[0]), uintptr(len(p.cover))*8)
+	}
 }
 
 // TickBytes is the size of one tick of this stream, the size NextTick's

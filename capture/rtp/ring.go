@@ -3,6 +3,7 @@ package rtp
 import (
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Ring is a lock-free single-producer single-consumer queue of RTP
@@ -195,6 +196,36 @@ func (r *Ring) Next() (*Slot, *byte) {
 // working through many rings uses it to prefetch both.
 func (r *Ring) Oldest() (*Slot, *byte) {
 	return &r.slots[r.tail.Load()&r.mask], &r.arena[r.coff]
+}
+
+// QueuedMemory reports where the packets queued now lie, for a consumer
+// that wants them in its caches before it drains (prefetch hints, nothing
+// more): fn gets the slot headers and the arena bytes, each as one span or,
+// where the ring wraps, two. The arena span is estimated from the ring's
+// average slot payload, so it may be a little short or long. Only the
+// consumer may call it; it reads no slot.
+func (r *Ring) QueuedMemory(fn func(p unsafe.Pointer, n uintptr)) {
+	tail := r.tail.Load()
+	n := r.head.Load() - tail
+	if n == 0 {
+		return
+	}
+	size := uint64(len(r.slots))
+	first := tail & r.mask
+	if k := min(n, size-first); k > 0 {
+		fn(unsafe.Pointer(&r.slots[first]), uintptr(k)*unsafe.Sizeof(Slot{}))
+		if n > k {
+			fn(unsafe.Pointer(&r.slots[0]), uintptr(n-k)*unsafe.Sizeof(Slot{}))
+		}
+	}
+	a := uint64(len(r.arena))
+	bytes := min(n*(a/size), a)
+	if k := min(bytes, a-r.coff); k > 0 {
+		fn(unsafe.Pointer(&r.arena[r.coff]), uintptr(k))
+		if bytes > k {
+			fn(unsafe.Pointer(&r.arena[0]), uintptr(bytes-k))
+		}
+	}
 }
 
 // Pop copies the oldest packet's fields into dst and its payload into buf

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"unsafe"
@@ -293,5 +294,49 @@ func TestRingDrainUntil(t *testing.T) {
 	}
 	if len(got) != 12 || r.Len() != 0 {
 		t.Fatalf("drained %d, %d left", len(got), r.Len())
+	}
+}
+
+// TestRingQueuedMemory checks the spans a consumer prefetches before it
+// drains: the queued slots' headers exactly, and the arena bytes from the
+// next payload on, both split where the ring wraps.
+func TestRingQueuedMemory(t *testing.T) {
+	r, err := NewRing(8, 160)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type span struct{ p, n uintptr }
+	spans := func() []span {
+		var got []span
+		r.QueuedMemory(func(p unsafe.Pointer, n uintptr) { got = append(got, span{uintptr(p), n}) })
+		return got
+	}
+	if got := spans(); len(got) != 0 {
+		t.Fatalf("empty ring: spans %v", got)
+	}
+	var h Header
+	payload := make([]byte, 160)
+	push := func(n int) {
+		for range n {
+			if !r.Push(&h, payload, 0) {
+				t.Fatal("push refused")
+			}
+		}
+	}
+	slot := func(i int) uintptr { return uintptr(unsafe.Pointer(&r.slots[i])) }
+	arena := func(i int) uintptr { return uintptr(unsafe.Pointer(&r.arena[i])) }
+
+	push(3)
+	want := []span{{slot(0), 3 * 32}, {arena(0), 3 * 160}}
+	if got := spans(); !slices.Equal(got, want) {
+		t.Fatalf("3 queued: spans %v, want %v", got, want)
+	}
+	if n := r.Drain(func(*Slot, []byte) {}); n != 3 {
+		t.Fatalf("drained %d", n)
+	}
+	push(7) // slots 3..7 and 0..1; payloads at 480..1279 and 0..319
+	want = []span{{slot(3), 5 * 32}, {slot(0), 2 * 32}, {arena(480), 800}, {arena(0), 320}}
+	if got := spans(); !slices.Equal(got, want) {
+		t.Fatalf("7 queued across the wrap: spans %v, want %v", got, want)
 	}
 }
