@@ -219,15 +219,18 @@ func NewPlayout(cfg PlayoutConfig) (*Playout, error) {
 	return p, nil
 }
 
-// Memory reports the timeline's memory (tick bytes and received-unit
-// bits) to fn, for a consumer that wants it in its caches before it places
-// packets and pulls ticks (prefetch hints, nothing more).
+// Memory reports the timeline's memory (slot tags, received-unit bits
+// and tick bytes) to fn, for a consumer that wants it in its caches before
+// it places packets and pulls ticks (prefetch hints, nothing more).
 func (p *Playout) Memory(fn func(ptr unsafe.Pointer, n uintptr)) {
-	if len(p.buf) > 0 {
-		fn(unsafe.Pointer(&p.buf[0]), uintptr(len(p.buf)))
+	if len(p.tags) > 0 {
+		fn(unsafe.Pointer(&p.tags[0]), uintptr(len(p.tags))*8)
 	}
 	if len(p.cover) > 0 {
 		fn(unsafe.Pointer(&p.cover[0]), uintptr(len(p.cover))*8)
+	}
+	if len(p.buf) > 0 {
+		fn(unsafe.Pointer(&p.buf[0]), uintptr(len(p.buf)))
 	}
 }
 
