@@ -33,7 +33,11 @@ func ImportFile(ctx context.Context, r *Reader, path string) (frames int64, err 
 // in the clear); name is for error messages.
 func ImportStream(ctx context.Context, r *Reader, name string, src io.Reader) (frames int64, err error) {
 	path := name
-	br := bufio.NewReaderSize(src, 1<<20)
+	// Small: the classic pcap reader reads whole blocks, which a
+	// bufio.Reader hands straight to src only when they are at least its
+	// own size (a larger one copied every block twice); gopacket's readers
+	// for the other formats make small reads, which 64 KiB serves well.
+	br := bufio.NewReaderSize(src, 64<<10)
 	magic, err := br.Peek(4)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: not a capture file: %w", ErrSource, path, err)
