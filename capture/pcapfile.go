@@ -15,7 +15,7 @@ import (
 )
 
 // ImportFile feeds every frame of a pcap or pcapng file to r. Classic pcap
-// files are read in 4 MiB blocks and handed out in place, a few frames
+// files are read in 256 KiB blocks and handed out in place, a few frames
 // ahead of the one being handled (importPcap); pcapng and gzipped files go
 // through gopacket's readers, into one reused buffer
 // (ZeroCopyReadPacketData). Reading allocates nothing per packet.
