@@ -167,6 +167,11 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err := os.MkdirAll(s.hotRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("create hot tier: %w", err)
 	}
+	if dev := ext4WithoutJournal(s.hotRoot); dev != "" {
+		s.log.Warn("the data directory is on an ext4 file system without a journal: after a power cut it may need fsck before recordings on it are readable, "+
+			"and creating files soon after many were deleted is slow (the kernel steps over recently freed inodes one by one); an ext4 with a journal or XFS avoids both",
+			"dir", cfg.DataDir, "device", dev)
+	}
 	db, err := meta.Open(filepath.Join(cfg.DataDir, "meta.db"), meta.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
