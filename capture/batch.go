@@ -59,8 +59,9 @@ import (
 const deferPasses = 32
 
 // spreadLinesPerPass is how many times four cache lines of the next
-// call a catch-up prefetches per pass it runs (spreadPrefetch): 300 lines
-// over 32 passes, with room for calls that queued more.
+// call a catch-up prefetches per pass it runs (spreadPrefetch): 384 lines
+// over 32 passes, room for the about 330 of a G.711 call and a little
+// more. Two and five measured the same as three (docs/PERFORMANCE.md).
 const spreadLinesPerPass = 3
 
 // passMark is a pass a deferred call has not seen yet: its capture time
@@ -243,12 +244,13 @@ func prefetchCall(c *call, step int) {
 
 // spreadPrefetch brings the bulk of a call's memory into the caches while
 // the call before it is caught up: its queued packets (slot headers and
-// payloads), its playout timelines and the structs that drive them,
-// about 330 cache lines at 32 passes of G.711. Prefetched all at once, they stalled the catch-up they were
-// issued from (a PREFETCH waits for a free line-fill buffer: prefetch4's
-// own samples doubled); spread over the catch-up's passes, a few lines a
-// pass, they arrive while the catch-up works. Hints only: the spans are
-// addresses, not pointers, and a stale one costs a wasted prefetch.
+// payloads), its playout timelines and the structs that drive them, about
+// 330 cache lines at 32 passes of G.711. Prefetched all at once, they
+// stalled the catch-up they were issued from (a PREFETCH waits for a free
+// line-fill buffer: prefetch4's own samples doubled); spread over the
+// catch-up's passes, a few lines a pass, they arrive while the catch-up
+// works. Hints only: the spans are addresses, not pointers (a PREFETCH
+// never faults), and a stale one costs a wasted prefetch.
 type spreadPrefetch struct {
 	spans [20]struct{ a, end uintptr }
 	n, i  int
