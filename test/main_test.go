@@ -53,13 +53,36 @@ func TestMain(m *testing.M) {
 // freeAddr returns a 127.0.0.1 address with a port free right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may offer a port it offered before, once its
+		// listener is closed: a cluster test's HTTP and raft addresses
+		// must not coincide (the second bind would fail and the test
+		// would talk to the wrong listener).
+		handedOut.mu.Lock()
+		seen := handedOut.addrs[addr]
+		if !seen {
+			handedOut.addrs[addr] = true
+		}
+		handedOut.mu.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no port the kernel offered was new")
+	return ""
 }
+
+// handedOut is every address freeAddr returned in this test process.
+var handedOut = struct {
+	mu    sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // syncBuffer is a goroutine-safe bytes.Buffer for a child's output.
 type syncBuffer struct {
@@ -123,6 +146,11 @@ func startBinary(t *testing.T, bin, dir string, env []string, addr string, args 
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 			<-s.done
+		}
+		if t.Failed() {
+			// What the server said is the first thing to read when a
+			// request to it failed.
+			t.Logf("%s %v on %s, the end of its output:\n%s", filepath.Base(bin), args, addr, tail(s.stderr.String(), 4000))
 		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
