@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -136,7 +137,7 @@ func printImport(w io.Writer, res ImportResult, s *capture.Stats) {
 
 func printCalls(w io.Writer, res ImportResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CALL-ID\tRECORDING\tREFERENCE\tSTREAMS\tCODEC\tPACKETS\tLOSS\tDURATION\tSTATUS")
+	fmt.Fprintln(tw, "CALL-ID\tRECORDING\tREFERENCE\tSTREAMS\tCODEC\tPACKETS\tLOSS\tDURATION\tEND\tSTATUS\tNOTES")
 	for _, c := range res.Calls {
 		id := c.CallID
 		if id == "" {
@@ -152,10 +153,26 @@ func printCalls(w io.Writer, res ImportResult) {
 		if !c.Playable {
 			codec += " (not playable)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%.2f%%\t%s\t%s\n", id, c.RecordingID, c.Reference, c.Streams, codec,
-			c.Packets, c.LossPct, (time.Duration(c.DurationMs) * time.Millisecond).String(), c.Status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%.2f%%\t%s\t%s\t%s\t%s\n", id, c.RecordingID, c.Reference, c.Streams, codec,
+			c.Packets, c.LossPct, (time.Duration(c.DurationMs) * time.Millisecond).String(), c.EndReason, c.Status, callNotes(c))
 	}
 	tw.Flush()
+}
+
+// callNotes is what an admin should look at in a call's summary line:
+// the flags that mean the recording is not the whole conversation.
+func callNotes(c capture.CallSummary) string {
+	var notes []string
+	if !c.Answered {
+		notes = append(notes, "not answered")
+	}
+	if c.NoMedia {
+		notes = append(notes, "no media captured")
+	}
+	if c.OneWay {
+		notes = append(notes, "one-way audio")
+	}
+	return strings.Join(notes, ", ")
 }
 
 // importer runs uploaded captures through a capture engine of their own

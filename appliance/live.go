@@ -89,6 +89,7 @@ func registerCaptureMetrics(reg prometheus.Registerer, s *capture.Stats, ifaces 
 		counter("callvault_capture_calls_total", "Calls seen (INVITEs and signalling-less streams).", s.CallsTotal.Load),
 		counter("callvault_capture_calls_answered_total", "Calls answered.", s.CallsAnswered.Load),
 		counter("callvault_capture_calls_one_way_total", "Answered calls with media in one direction only.", s.OneWayCalls.Load),
+		counter("callvault_capture_calls_no_media_total", "Answered calls with no RTP in either direction (media not mirrored to the capture).", s.NoMediaCalls.Load),
 		gauge("callvault_capture_streams_active", "RTP streams being recorded now.", func() float64 { return float64(s.StreamsActive.Load()) }),
 		counter("callvault_capture_streams_orphan_total", "RTP streams found without signalling.", s.OrphanStreams.Load),
 		counter("callvault_capture_recordings_total", "Recordings created by capture.", s.Recordings.Load),

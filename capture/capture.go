@@ -152,6 +152,7 @@ type Stats struct {
 	KernelDrops    atomic.Int64 // drops the capture socket reported
 	KernelPackets  atomic.Int64
 	OneWayCalls    atomic.Int64
+	NoMediaCalls   atomic.Int64 // answered calls with no RTP either way
 	NotPlayable    atomic.Int64 // recordings kept as RTP packets (codec not decodable)
 	TCPStreamGaps  atomic.Int64
 	FragmentErrors atomic.Int64

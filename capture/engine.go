@@ -85,6 +85,7 @@ type CallSummary struct {
 	DurationMs  int64    `json:"durationMs"`
 	Playable    bool     `json:"playable"`
 	OneWay      bool     `json:"oneWay"`
+	NoMedia     bool     `json:"noMedia"` // answered, but no RTP either way
 	EndReason   string   `json:"endReason"`
 	Bookmarks   int      `json:"bookmarks"`
 }

@@ -599,6 +599,14 @@ func (e *Engine) seal(c *call, rec *recording, endAt int64) {
 		sum.OneWay = true
 		e.stats.OneWayCalls.Add(1)
 	}
+	if sum.Answered && received[0] == 0 && received[1] == 0 {
+		// Answered, and not one RTP packet either way: the media took a
+		// path the mirror does not cover (another SBC leg, a media
+		// server), which the admin wants to hear of before anyone plays
+		// the recording's silence.
+		sum.NoMedia = true
+		e.stats.NoMediaCalls.Add(1)
+	}
 	if sum.Expected > 0 {
 		sum.LossPct = round2(100 * float64(sum.Lost) / float64(sum.Expected))
 	}
