@@ -13,6 +13,7 @@ import (
 
 	"github.com/callvault/callvault/capture/packet"
 	"github.com/callvault/callvault/capture/synth"
+	"github.com/callvault/callvault/store/meta"
 )
 
 // batchFeed gives an engine its traffic through one reader.
@@ -21,7 +22,8 @@ type batchFeed func(t *testing.T, r *Reader)
 // recordingsOf imports feed into a fresh store with passes batched (the
 // default) or every pass in full (batch 1), and describes every recording
 // by everything but its random ID and reference: summary, metadata that
-// capture decided, bookmarks, and a hash of the whole stored container.
+// capture decided, bookmarks, a hash of the whole stored container, and
+// its SIP messages as stored.
 func recordingsOf(t *testing.T, cfg Config, batch int, feed batchFeed) ([]string, *Stats) {
 	t.Helper()
 	st := testStore(t)
@@ -39,6 +41,10 @@ func recordingsOf(t *testing.T, cfg Config, batch int, feed batchFeed) ([]string
 		if err != nil {
 			t.Fatal(err)
 		}
+		sig, err := st.Signalling(meta.ID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
 		desc, err := json.Marshal(struct {
 			Sum       CallSummary
 			Start     time.Time
@@ -46,7 +52,8 @@ func recordingsOf(t *testing.T, cfg Config, batch int, feed batchFeed) ([]string
 			Bookmarks any
 			Quality   any
 			Audio     string
-		}{s, m.Start, m.Duration, m.Bookmarks, m.Quality, fmt.Sprintf("%x", sha256.Sum256(recordingAudio(t, st, id)))})
+			SIP       any // when, from where to where, and the bytes
+		}{s, m.Start, m.Duration, m.Bookmarks, m.Quality, fmt.Sprintf("%x", sha256.Sum256(recordingAudio(t, st, id))), sig})
 		if err != nil {
 			t.Fatal(err)
 		}

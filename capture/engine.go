@@ -121,11 +121,14 @@ type Engine struct {
 	deferUntil int64
 	// SIP messages waiting for their recordings (signalling.go): sigLog
 	// and sigBuf are e.mu's, sigJobs the flusher's scratch.
-	sigLog    []sigEntry
-	sigBuf    []byte
-	sigJobs   []storeJob
-	sigCalls  []*call
-	clock     atomic.Int64
+	sigLog   []sigEntry
+	sigBuf   []byte
+	sigJobs  []storeJob
+	sigCalls []*call
+	clock    atomic.Int64
+	// offset is what to add to the clock for true capture times: imports
+	// count jumps forward away (Reader.importClock).
+	offset    atomic.Int64
 	summaryMu sync.Mutex
 	summaries []CallSummary
 	sealing   int        // an import's seal jobs queued, not yet filed (summaryMu)
@@ -184,6 +187,9 @@ func (e *Engine) Summaries() []CallSummary {
 
 func (e *Engine) isSIPPort(p uint16) bool { return e.sipPorts[p/64]&(1<<(p%64)) != 0 }
 
+// realTime is the true capture time of clock time t, for metadata.
+func (e *Engine) realTime(t int64) time.Time { return time.Unix(0, t+e.offset.Load()).UTC() }
+
 // advance moves the capture clock forward (never back).
 func (e *Engine) advance(now int64) {
 	for {
@@ -224,20 +230,26 @@ func (e *Engine) Close() {
 		e.stop = nil
 	}
 	now := e.clock.Load()
+	e.endAll(now, "capture stopped")
+	e.flush(now)
+	e.stopStoreWork()
+}
+
+// endAll ends every open call at capture time now, or where its media
+// ended if that was earlier; the next flush pass seals their recordings.
+func (e *Engine) endAll(now int64, reason string) {
 	e.flushMu.Lock()
 	e.catchUpAll() // ending the calls below changes them
 	e.flushMu.Unlock()
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	for c := range e.calls {
 		end := now
 		if lm := c.lastMedia(); lm > 0 && lm < end {
 			end = lm + int64(20*time.Millisecond)
 		}
-		e.endCall(c, end, "capture stopped")
+		e.endCall(c, end, reason)
 	}
-	e.mu.Unlock()
-	e.flush(now)
-	e.stopStoreWork()
 }
 
 // flowKey identifies one direction of an unknown UDP flow.

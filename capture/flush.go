@@ -300,7 +300,7 @@ func (e *Engine) startRecording(c *call, now int64) error {
 			}
 		}
 	}
-	m.Start = time.Unix(0, start).UTC()
+	m.Start = e.realTime(start)
 	if !playable {
 		m.File.Format = meta.FormatRTP
 	}
@@ -507,7 +507,7 @@ func (e *Engine) digit(c *call, rec *recording, d rtp.Digit) {
 	if d.Duration > 0 {
 		label += " (" + strconv.Itoa(int(d.Duration/8)) + " ms)"
 	}
-	e.addBookmark(rec, meta.BookmarkDTMF, d.Offset.Milliseconds(), label, time.Unix(0, d.Arrival))
+	e.addBookmark(rec, meta.BookmarkDTMF, d.Offset.Milliseconds(), label, e.realTime(d.Arrival))
 }
 
 // bookmarks turns signalling events (SIP INFO DTMF, hold, transfer) into
@@ -531,7 +531,7 @@ func (e *Engine) bookmarks(c *call, rec *recording) {
 	e.mu.Unlock()
 	for _, ev := range evs {
 		off := max(0, (ev.at-rec.start)/int64(time.Millisecond))
-		e.addBookmark(rec, meta.BookmarkType(ev.kind), off, ev.label, time.Unix(0, ev.at))
+		e.addBookmark(rec, meta.BookmarkType(ev.kind), off, ev.label, e.realTime(ev.at))
 	}
 	if info != nil {
 		e.storeDo(storeJob{kind: jobApply, rec: rec.r, cmd: info})

@@ -29,17 +29,21 @@ type Reader struct {
 	tcpSIP   map[packet.Flow]struct{}
 	flows    []flowEntry // flowcache.go
 	lastTick int64
-	// Import only: a capture whose clock jumps (files merged from
-	// different days, synthetic test captures) would time out every call
-	// at the jump. A jump of more than maxClockJump between consecutive
-	// frames is taken as a discontinuity: shift counts it away.
+	// Import only: the capture time of the last frame, and how far this
+	// file's jumps forward have shifted its frames (importClock).
 	lastTS int64
 	shift  int64
 }
 
-// maxClockJump is the largest gap between consecutive frames of an
-// imported capture that counts as time passing.
-const maxClockJump = int64(time.Hour)
+// How far an imported capture's clock may move between frames and still
+// count as time passing: any jump forward of more than maxClockJump, or
+// back by more than maxClockStepBack, is a discontinuity (importClock).
+// Frames a little older than the clock are normal (interfaces merged, a
+// clock stepped by NTP) and are handled as late packets.
+const (
+	maxClockJump     = int64(time.Hour)
+	maxClockStepBack = int64(time.Minute)
+)
 
 // NewReader makes a Reader. Each needs its own goroutine; at most maxLanes
 // readers may run at once.
@@ -67,13 +71,7 @@ func (r *Reader) Handle(link packet.LinkType, ts time.Time, frame []byte) {
 	}
 	now := ts.UnixNano()
 	if !e.cfg.Live {
-		if r.lastTS != 0 && now-r.lastTS > maxClockJump {
-			r.shift += now - r.lastTS - int64(time.Second)
-			e.stats.ClockJumps.Add(1)
-			e.cfg.Log.Warn("capture clock jumped; treating it as a discontinuity", "jump", time.Duration(now-r.lastTS).String())
-		}
-		r.lastTS = now
-		now -= r.shift
+		now = r.importClock(now)
 		ts = time.Unix(0, now)
 	}
 	e.advance(now)
@@ -92,6 +90,62 @@ func (r *Reader) Handle(link packet.LinkType, ts time.Time, frame []byte) {
 		r.asm.Expire(ts)
 		e.importPass(now, false)
 	}
+}
+
+// importClock maps an imported frame's capture time to the engine's
+// clock. Within one file, a jump forward of more than maxClockJump is
+// counted away: the file goes on a second later (synthetic captures whose
+// every frame is years after the one before, files appended to one
+// another), so calls open across the jump neither time out nor get years
+// of silence; metadata gets the true times back through the engine's
+// offset. A jump back, or a file whose clock is far from the one before
+// (each file of an import has a reader of its own), is a discontinuity.
+func (r *Reader) importClock(now int64) int64 {
+	e := r.e
+	if r.lastTS != 0 && now-r.lastTS > maxClockJump {
+		r.shift += now - r.lastTS - int64(time.Second)
+		e.offset.Store(r.shift)
+		e.stats.ClockJumps.Add(1)
+		e.cfg.Log.Warn("capture clock jumped forward; the capture goes on a second later",
+			"from", time.Unix(0, r.lastTS).UTC(), "to", time.Unix(0, now).UTC())
+	}
+	r.lastTS = now
+	t := now - r.shift
+	if c := e.clock.Load(); c != 0 && (t-c > maxClockJump || c-t > maxClockStepBack || e.offset.Load() != r.shift) {
+		r.discontinuity(c, t)
+	}
+	return t
+}
+
+// discontinuity starts an import over on a new clock: files of different
+// captures imported together, or given out of order, or a capture whose
+// clock goes back. The calls open on the old clock end where their media
+// ended ("capture gap") and their recordings are sealed before the frame
+// is handled. Left on one clock, a file older than the one before made
+// the engine close its calls years "later" (the newest time it had seen):
+// closing one corpus call filled 15 years of silence, 55 GB before the
+// disk was full.
+func (r *Reader) discontinuity(last, next int64) {
+	e := r.e
+	e.stats.ClockJumps.Add(1)
+	e.cfg.Log.Warn("capture clock jumped: calls open before the jump end there (\"capture gap\")",
+		"from", e.realTime(last), "to", time.Unix(0, next+r.shift).UTC())
+	// SIP held for a hole in a TCP stream, and fragments waiting for the
+	// rest of their datagram, belong to the old clock.
+	r.asm.Flush()
+	r.defrag = packet.NewDefragmenter(packet.DefragConfig{})
+	r.dec.Defrag = r.defrag
+	e.endAll(last, "capture gap")
+	e.flush(last)
+	// Endpoints of the ended calls linger, and unknown flows wait to be
+	// recognised as RTP, until times of the old clock.
+	e.expireLinger(maxTime)
+	e.mu.Lock()
+	e.expireCandidates(maxTime)
+	e.mu.Unlock()
+	e.clock.Store(next)
+	e.offset.Store(r.shift)
+	r.lastTick = next
 }
 
 func (r *Reader) udp(now int64) {

@@ -50,7 +50,7 @@ const maxHeldSignal = 16 << 10
 // sigEntry is one SIP message in the log; its bytes are sigBuf[off:off+n].
 type sigEntry struct {
 	c        *call
-	at       int64
+	at       int64 // true capture time (the clock plus the engine offset)
 	src, dst netip.AddrPort
 	off, n   int
 	tcp      bool
@@ -62,7 +62,7 @@ func (e *Engine) noteSignal(c *call, now int64, src, dst netip.AddrPort, raw []b
 		e.stats.SignalDropped.Add(1)
 		return
 	}
-	e.sigLog = append(e.sigLog, sigEntry{c: c, at: now, src: src, dst: dst, off: len(e.sigBuf), n: len(raw), tcp: tcp})
+	e.sigLog = append(e.sigLog, sigEntry{c: c, at: now + e.offset.Load(), src: src, dst: dst, off: len(e.sigBuf), n: len(raw), tcp: tcp})
 	e.sigBuf = append(e.sigBuf, raw...)
 }
 

@@ -66,10 +66,19 @@ func TestImportCLI(t *testing.T) {
 			t.Errorf("a G.729 call is marked playable: %+v", c)
 		}
 	}
-	// The text summary names the same calls.
-	out, _, code = runCLI(t, dir, nil, "import", "--data-dir", filepath.Join(dir, "d2"), filepath.Join(corpus, "SIP_DTMF2.pcap"))
-	if code != 0 || !strings.Contains(out, "25672@192.168.105.110") || !strings.Contains(out, "PCMA") {
-		t.Errorf("text summary:\n%s", out)
+	// The text summary names the same calls, how each ended, and what an
+	// admin should look at: sip-tcp.pcap's five calls were answered but
+	// the capture holds none of their RTP.
+	out, _, code = runCLI(t, dir, nil, "import", "--data-dir", filepath.Join(dir, "d2"),
+		filepath.Join(corpus, "SIP_DTMF2.pcap"), filepath.Join(corpus, "sip-tcp.pcap"))
+	if code != 0 || !strings.Contains(out, "25672@192.168.105.110") || !strings.Contains(out, "PCMA") ||
+		!strings.Contains(out, "END") || !strings.Contains(out, "NOTES") || strings.Count(out, "no media captured") != 5 {
+		t.Errorf("text summary (want the DTMF call, and five calls flagged \"no media captured\"):\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "25672@192.168.105.110") && (!strings.Contains(l, "capture gap") || strings.Contains(l, "no media")) {
+			t.Errorf("the 2005 call, followed by a 2020 capture, ends at the gap between them with its media: %q", l)
+		}
 	}
 
 	s := startServer(t, dir, []string{"CALLVAULT_ADMIN_PASSWORD=a-long-admin-secret"}, "--data-dir", data)
