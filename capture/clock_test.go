@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/callvault/callvault/capture/packet"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
@@ -174,5 +176,58 @@ func readCapture(path string, fn func(packet.LinkType, time.Time, []byte) error)
 		if err := fn(packet.LinkType(pr.LinkType()), ci.Timestamp, data); err != nil {
 			return err
 		}
+	}
+}
+
+// TestImportRotatedFiles: a capture split in two files, as tcpdump -G or
+// -C rotates them, imports as one: a reader per file, and the call that
+// spans both is the same recording, byte for byte, as from the whole file.
+func TestImportRotatedFiles(t *testing.T) {
+	src := filepath.Join("testdata", "corpus", "SIP_DTMF2.pcap")
+	const split = 700 // of its 1,360 frames: in the middle of the call's media
+	dir := t.TempDir()
+	parts := [2]string{filepath.Join(dir, "trunk-1.pcap"), filepath.Join(dir, "trunk-2.pcap")}
+	var ws [2]*pcapgo.Writer
+	for i, p := range parts {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		ws[i] = pcapgo.NewWriter(f)
+	}
+	var n [2]int
+	err := readCapture(src, func(link packet.LinkType, ts time.Time, frame []byte) error {
+		i := 0
+		if n[0] == split {
+			i = 1
+		}
+		if n[i] == 0 {
+			if err := ws[i].WriteFileHeader(65536, layers.LinkType(link)); err != nil {
+				return err
+			}
+		}
+		n[i]++
+		return ws[i].WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(frame), Length: len(frame)}, frame)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n[0] < 100 || n[1] < 100 {
+		t.Fatalf("split %d + %d frames: not both halves of the call", n[0], n[1])
+	}
+	whole, _ := recordingsOf(t, Config{}, 0, feedFiles(true, "SIP_DTMF2.pcap"))
+	rotated, st := recordingsOf(t, Config{}, 0, func(t *testing.T, r *Reader) {
+		for i, p := range parts {
+			if i > 0 {
+				r = r.e.NewReader()
+			}
+			if _, err := ImportFile(context.Background(), r, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if !slices.Equal(rotated, whole) || st.ClockJumps.Load() != 0 {
+		t.Errorf("%d clock jumps; the two files gave:\n%s\nthe whole capture:\n%s", st.ClockJumps.Load(), lines(rotated), lines(whole))
 	}
 }

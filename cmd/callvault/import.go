@@ -23,7 +23,14 @@ func newImportCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Read capture files (pcap or pcapng, e.g. from tcpdump on a SPAN port), follow their SIP
 dialogs and RTP streams exactly as live capture would, and store each call as an encrypted
 recording in the data directory. Prints a summary per call: Call-ID, recording ID, streams,
-codec, packets, loss and duration.
+codec, packets, loss, duration, how the call ended, and notes (not answered, no media
+captured, one-way audio).
+
+Files are read in the order given. Files that follow on in time (tcpdump -G or -C
+rotations) are one capture: a call that spans them is one recording. A file whose clock is
+more than an hour after, or a minute before, the previous one is another capture: calls
+still open at the end of the previous one end there ("capture gap"). With --server each
+file is imported on its own.
 
 Without --server the data directory is opened directly, so the server must be stopped (the
 directory is locked). With --server the files are sent to a running appliance (as an
