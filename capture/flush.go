@@ -45,11 +45,6 @@ type recording struct {
 	// lastPacket said at the pass being caught up.
 	lastArr [2]int64
 	lastOrd [2]uint32
-	// An import's SIP messages for the recording, held until its seal
-	// (signalling.go: held); sealing is set when the seal is queued.
-	held      []store.SignalMessage
-	heldBytes int
-	sealing   bool
 }
 
 // channel is one side of the stereo recording: the voice of one party.
@@ -617,10 +612,10 @@ func (e *Engine) seal(c *call, rec *recording, endAt int64) {
 			rec.failed = err
 		}
 	}
-	// From here the worker owns rec.r: it stores an import's held SIP
-	// messages, seals the file, then files the summary with the reference
-	// the store assigned.
-	e.storeDo(storeJob{kind: jobSeal, rec: rec.r, final: final, sum: &sum, sig: e.takeSignals(c, rec)})
+	// From here the worker owns rec.r: it stores an import's last SIP
+	// messages (the teardown), seals the file, then files the summary with
+	// the reference the store assigned.
+	e.storeDo(storeJob{kind: jobSeal, rec: rec.r, final: final, sum: &sum, sig: e.takeSignals(c)})
 	e.finish(c)
 }
 

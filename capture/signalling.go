@@ -25,14 +25,18 @@ import (
 // recording (behind its create job, on its worker), drops those of calls
 // that ended without one, and keeps the rest, in order.
 //
-// An import holds a recorded call's messages in the call's recording
-// instead (recording.held) and hands them to the store once, with the
-// seal job: each append opens the side file, derives its key and closes
-// it again, and a call's messages came in two or three appends (setup,
-// then the BYE and its answer). A call holds at most maxHeldSignal bytes;
-// beyond that the held messages go out as a job as before. Live capture
-// appends every pass, so a crash loses at most a second of a call's
-// signalling, as of its audio.
+// The seal job takes the call's messages still in the log (the BYE that
+// ended it, logged before the pass that seals) and stores them before it
+// seals. A crash loses at most a second of a call's signalling, as of its
+// audio.
+//
+// From the sixth to the eighth session an import held each recorded
+// call's messages in the call until its seal: one append per call instead
+// of about two (each opens the side file and derives its key). It showed
+// no gain end to end, and its 3.9 KiB a call (the copies and the slices
+// holding them, BenchmarkMemoryPerCall's heap profile) left the memory
+// goal of 64 KiB a call no margin: the same binaries that had measured
+// 63.1 to 63.2 measured 64.1 to 64.5 in another week's runs.
 
 // maxSignalLog bounds the bytes of SIP waiting for recordings; beyond it
 // messages are counted in Stats.SignalDropped, not stored.
@@ -41,11 +45,6 @@ const maxSignalLog = 64 << 20
 // releaseSignalLog is the capacity above which a log's buffer shrinks to
 // what it holds once it is three quarters empty.
 const releaseSignalLog = 256 << 10
-
-// maxHeldSignal bounds the SIP bytes an import's call holds until its
-// seal: a call's setup and teardown are a few KiB; a call that re-INVITEs
-// for an hour sends them on in jobs of about this size.
-const maxHeldSignal = 16 << 10
 
 // sigEntry is one SIP message in the log; its bytes are sigBuf[off:off+n].
 type sigEntry struct {
@@ -93,24 +92,13 @@ func (e *Engine) handSignals() {
 			}
 			continue // a call forgotten without a recording: dropped
 		}
-		m := en.message(raw)
-		rec := c.rec
-		if !e.cfg.Live && !rec.sealing {
-			if rec.heldBytes+len(raw) <= maxHeldSignal {
-				rec.held = append(rec.held, m)
-				rec.heldBytes += len(raw)
-				continue
-			}
-		}
 		if c.sigJob == 0 {
-			// Held messages (a long call's) go first, in order.
-			jobs = append(jobs, storeJob{kind: jobSignal, rec: rec.r, sig: rec.held})
-			rec.held, rec.heldBytes = nil, 0
+			jobs = append(jobs, storeJob{kind: jobSignal, rec: c.rec.r})
 			calls = append(calls, c)
 			c.sigJob = len(jobs)
 		}
 		j := &jobs[c.sigJob-1]
-		j.sig = append(j.sig, m)
+		j.sig = append(j.sig, en.message(raw))
 	}
 	for _, c := range calls {
 		c.sigJob = 0
@@ -145,24 +133,22 @@ func (en *sigEntry) message(raw []byte) store.SignalMessage {
 	return store.SignalMessage{At: time.Unix(0, en.at).UTC(), Transport: transport, Src: en.src, Dst: en.dst, Raw: append([]byte(nil), raw...)}
 }
 
-// takeSignals returns the messages an import's call held for its seal
-// job, with those the log still has for it (the BYE that ended it is
-// logged before the pass that seals), and makes the call's later messages
-// go out as jobs. Live capture holds none: nil. Called by the flusher.
-func (e *Engine) takeSignals(c *call, rec *recording) []store.SignalMessage {
-	rec.sealing = true
+// takeSignals returns the messages the log still has for an import's
+// call (the BYE that ended it is logged before the pass that seals), for
+// its seal job to store, and makes the call's later messages go out as
+// jobs. Live capture leaves them to the pass: nil. Called by the flusher.
+func (e *Engine) takeSignals(c *call) []store.SignalMessage {
 	if e.cfg.Live {
 		return nil
 	}
+	var msgs []store.SignalMessage
 	e.mu.Lock()
 	for i := range e.sigLog {
 		if en := &e.sigLog[i]; en.c == c {
-			rec.held = append(rec.held, en.message(e.sigBuf[en.off:en.off+en.n]))
+			msgs = append(msgs, en.message(e.sigBuf[en.off:en.off+en.n]))
 			en.c = nil
 		}
 	}
 	e.mu.Unlock()
-	held := rec.held
-	rec.held, rec.heldBytes = nil, 0
-	return held
+	return msgs
 }
