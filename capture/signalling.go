@@ -36,7 +36,7 @@ import (
 // no gain end to end, and its 3.9 KiB a call (the copies and the slices
 // holding them, BenchmarkMemoryPerCall's heap profile) left the memory
 // goal of 64 KiB a call no margin: the same binaries that had measured
-// 63.1 to 63.2 measured 64.1 to 64.5 in another week's runs.
+// 63.1 to 63.2 measured 64.1 to 64.5 in a later session's runs.
 
 // maxSignalLog bounds the bytes of SIP waiting for recordings; beyond it
 // messages are counted in Stats.SignalDropped, not stored.
