@@ -61,6 +61,8 @@ type ImportedFile struct {
 	Path   string `json:"path"`
 	Frames int64  `json:"frames"`
 	Error  string `json:"error,omitempty"`
+	// Warning: imported, but not whole (the file ends inside a frame).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Import reconstructs the calls in capture files into the data directory's
@@ -89,7 +91,10 @@ func Import(ctx context.Context, cfg Config, environ []string, files []string, s
 		r := eng.NewReader()
 		n, err := capture.ImportFile(ctx, r, f)
 		imp := ImportedFile{Path: f, Frames: n}
-		if err != nil {
+		if errors.Is(err, capture.ErrTruncated) {
+			imp.Warning = err.Error()
+			log.Warn("import: the capture is cut short; everything before the cut is imported", "file", f, "frames", n)
+		} else if err != nil {
 			imp.Error = err.Error()
 			failed++
 			log.Error("import", "file", f, "err", err)
@@ -125,12 +130,23 @@ func WriteImportResult(w io.Writer, res ImportResult, asJSON bool) error {
 		return enc.Encode(res)
 	}
 	printCalls(w, res)
+	printWarnings(w, res)
 	_, err := fmt.Fprintf(w, "%d calls recorded from %d frames in %.2fs\n", len(res.Calls), res.Packets, res.Seconds)
 	return err
 }
 
+// printWarnings lists the files imported but not whole.
+func printWarnings(w io.Writer, res ImportResult) {
+	for _, f := range res.Files {
+		if f.Warning != "" {
+			fmt.Fprintf(w, "warning: %s (%d frames imported)\n", f.Warning, f.Frames)
+		}
+	}
+}
+
 func printImport(w io.Writer, res ImportResult, s *capture.Stats) {
 	printCalls(w, res)
+	printWarnings(w, res)
 	fmt.Fprintf(w, "%d calls recorded from %d frames in %.2fs (%d SIP messages, %d RTP packets, %d decode errors)\n",
 		len(res.Calls), res.Packets, res.Seconds, s.SIPMessages.Load(), s.RTPPackets.Load(), s.DecodeErrors.Load())
 }
@@ -195,6 +211,11 @@ func (im importer) Import(ctx context.Context, name string, r io.Reader) (any, i
 	// Closing seals every recording, even of a file cut short.
 	eng.Close()
 	res := ImportResult{Files: []ImportedFile{{Path: name, Frames: n}}, Packets: n, Seconds: time.Since(start).Seconds(), Calls: eng.Summaries()}
+	if errors.Is(err, capture.ErrTruncated) {
+		res.Files[0].Warning = err.Error()
+		im.log.Warn("uploaded capture cut short; everything before the cut is imported", "name", name, "frames", n)
+		err = nil
+	}
 	if err != nil {
 		res.Files[0].Error = err.Error()
 		im.log.Warn("import of an uploaded capture", "name", name, "frames", n, "calls", len(res.Calls), "err", err)

@@ -44,6 +44,10 @@ var (
 	ErrClosed = errors.New("capture: closed")
 	// ErrSource: a capture source could not be opened or read.
 	ErrSource = errors.New("capture: source")
+	// ErrTruncated: a capture file ends inside a frame (a tcpdump killed
+	// hard, a copy cut short). Every frame before it was imported: callers
+	// report it and carry on.
+	ErrTruncated = errors.New("capture: file ends inside a frame")
 	// ErrStoreBehind: a recording's first ticks outgrew their buffer
 	// before the store had created it.
 	ErrStoreBehind = errors.New("capture: store did not create the recording in time")

@@ -67,7 +67,10 @@ func ImportStream(ctx context.Context, r *Reader, name string, src io.Reader) (f
 			}
 			return data, ci.Timestamp, err
 		}
+	} else if magic[0] != 0x1f || magic[1] != 0x8b {
+		return 0, fmt.Errorf("%w: %s: not a pcap or pcapng file (it starts with % x)", ErrSource, path, magic)
 	} else {
+		// gzip: pcapgo's reader unpacks it.
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %s: %w", ErrSource, path, err)
@@ -90,7 +93,7 @@ func ImportStream(ctx context.Context, r *Reader, name string, src io.Reader) (f
 			// A capture cut off mid-packet (a tcpdump killed hard) still
 			// imports up to there.
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return frames, nil
+				return frames, fmt.Errorf("%w: %s: after frame %d", ErrTruncated, path, frames)
 			}
 			return frames, fmt.Errorf("%w: %s: frame %d: %w", ErrSource, path, frames+1, err)
 		}
@@ -137,10 +140,12 @@ func importPcap(ctx context.Context, r *Reader, pr *pcapReader, path string) (fr
 				return frames, fmt.Errorf("%w: %s: %w", ErrSource, path, bad)
 			}
 			switch err := pr.fill(0); {
-			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			case errors.Is(err, io.EOF):
+				return frames, nil
+			case errors.Is(err, io.ErrUnexpectedEOF):
 				// A capture cut off mid-packet (a tcpdump killed hard) still
 				// imports up to there.
-				return frames, nil
+				return frames, fmt.Errorf("%w: %s: after frame %d", ErrTruncated, path, frames)
 			case err != nil:
 				return frames, fmt.Errorf("%w: %s: frame %d: %w", ErrSource, path, frames+1, err)
 			}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,6 +243,44 @@ func TestPcapReaderBadInput(t *testing.T) {
 		binary.LittleEndian.PutUint16(b[4:], 3)
 		if _, err := newPcapReader(bytes.NewReader(b)); !errors.Is(err, errNotPcap) {
 			t.Fatalf("%v, want errNotPcap", err)
+		}
+	})
+	// A file cut inside a frame imports every frame before the cut and
+	// says so (ErrTruncated), read in blocks (classic pcap) or through
+	// gopacket (gzip); a file that ends cleanly says nothing.
+	gz := func(b []byte) []byte {
+		var out bytes.Buffer
+		zw := gzip.NewWriter(&out)
+		zw.Write(b)
+		zw.Close()
+		return out.Bytes()
+	}
+	for _, tc := range []struct {
+		name  string
+		b     []byte
+		trunc bool
+	}{
+		{"pcap cut inside a frame", good[:len(good)-10], true},
+		{"gzipped pcap cut inside a frame", gz(good[:len(good)-10]), true},
+		{"pcap whole", good, false},
+		{"gzipped pcap whole", gz(good), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(Config{}, nil)
+			n, err := ImportStream(context.Background(), e.NewReader(), "cut.pcap", bytes.NewReader(tc.b))
+			if tc.trunc && (!errors.Is(err, ErrTruncated) || n != 1 || !strings.Contains(err.Error(), "after frame 1")) {
+				t.Fatalf("%d frames, %v: want the first frame, then ErrTruncated", n, err)
+			}
+			if !tc.trunc && (err != nil || n != 2) {
+				t.Fatalf("%d frames, %v: want both and no error", n, err)
+			}
+		})
+	}
+	t.Run("not a capture", func(t *testing.T) {
+		e := New(Config{}, nil)
+		_, err := ImportStream(context.Background(), e.NewReader(), "notes.txt", strings.NewReader("hello, this is not a capture\n"))
+		if !errors.Is(err, ErrSource) || !strings.Contains(err.Error(), "not a pcap or pcapng file (it starts with 68 65 6c 6c)") {
+			t.Fatalf("%v: want ErrSource naming what the file starts with", err)
 		}
 	})
 	t.Run("import stops with ErrSource", func(t *testing.T) {

@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -79,6 +80,31 @@ func TestImportCLI(t *testing.T) {
 		if strings.HasPrefix(l, "25672@192.168.105.110") && (!strings.Contains(l, "capture gap") || strings.Contains(l, "no media")) {
 			t.Errorf("the 2005 call, followed by a 2020 capture, ends at the gap between them with its media: %q", l)
 		}
+	}
+
+	// A capture cut short (a tcpdump killed hard): what is there is
+	// imported, and the summary says the file is not whole.
+	whole, err := os.ReadFile(filepath.Join(corpus, "SIP_DTMF2.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.pcap")
+	if err := os.WriteFile(cut, whole[:len(whole)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = runCLI(t, dir, nil, "import", "--data-dir", filepath.Join(dir, "d3"), cut)
+	if code != 0 || !strings.Contains(out, "25672@192.168.105.110") ||
+		!strings.Contains(out, "warning: capture: file ends inside a frame: "+cut+": after frame ") {
+		t.Errorf("a capture cut short: exit %d\n%s%s", code, out, stderr)
+	}
+	// A file that is not a capture says so.
+	notes := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("hello, this is not a capture\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runCLI(t, dir, nil, "import", "--data-dir", filepath.Join(dir, "d3"), notes)
+	if code == 0 || !strings.Contains(stderr, "not a pcap or pcapng file") {
+		t.Errorf("a text file: exit %d\n%s", code, stderr)
 	}
 
 	s := startServer(t, dir, []string{"CALLVAULT_ADMIN_PASSWORD=a-long-admin-secret"}, "--data-dir", data)
